@@ -1,0 +1,215 @@
+//! A repository in a local directory.
+//!
+//! Layout: `config`, `keys/NAME`, `packs/XX/NAME` (XX: the first two characters of the name,
+//! so that no directory grows past a few thousand entries), `index/NAME`, `snapshots/NAME`,
+//! `locks/NAME`. A file is written under a dot-name in its final folder, synced, renamed into
+//! place, and then the folder is synced, so that after a crash it is either whole or absent.
+//! Dot-names are never listed; files are created 0600 and folders 0700 on Unix.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Backend, CONFIG_NAME, FileKind, check_range, validate_name};
+use crate::error::{Error, Result};
+
+/// A [`Backend`] over a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl LocalBackend {
+    /// A backend rooted at `root`. Nothing is created or checked until files are written.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir_of(&self, kind: FileKind, name: &str) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.clone(),
+            FileKind::Pack => {
+                let fanout = name.get(..2).unwrap_or(name);
+                self.root.join(kind.dir()).join(fanout)
+            }
+            _ => self.root.join(kind.dir()),
+        }
+    }
+
+    fn path_of(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+        validate_name(name)?;
+        Ok(self.dir_of(kind, name).join(name))
+    }
+
+    fn not_found(kind: FileKind, name: &str) -> Error {
+        Error::NotFound {
+            kind: kind.label(),
+            name: name.to_string(),
+        }
+    }
+
+    fn open(&self, kind: FileKind, name: &str) -> Result<(File, PathBuf)> {
+        let path = self.path_of(kind, name)?;
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Self::not_found(kind, name)),
+            Err(e) => Err(io_err("open", &path)(e)),
+        }
+    }
+}
+
+fn create_dir_all(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_err("create directory", dir))
+}
+
+fn create_private_file(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(io_err("create", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    // Syncing the directory makes the rename itself durable; without it a crash may lose a
+    // file that was already reported written.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", dir))
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing OS random source only weakens uniqueness of a temporary name, and create_new
+    // still refuses to reuse an existing one.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path_of(kind, name)?;
+        let dir = self.dir_of(kind, name);
+        create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".tmp-{name}-{}", random_suffix()));
+        let written = (|| {
+            let mut file = create_private_file(&tmp)?;
+            file.write_all(data).map_err(io_err("write", &tmp))?;
+            file.sync_all().map_err(io_err("sync", &tmp))?;
+            fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))
+        })();
+        if let Err(e) = written {
+            // Leave nothing half-written behind (disk full, permission error).
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        sync_dir(&dir)
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let (mut file, path) = self.open(kind, name)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(io_err("read", &path))?;
+        Ok(data)
+    }
+
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let (mut file, path) = self.open(kind, name)?;
+        let size = file.metadata().map_err(io_err("stat", &path))?.len();
+        check_range(kind, name, offset, len, size)?;
+        let len = usize::try_from(len).map_err(|_| Error::ShortRead {
+            kind: kind.label(),
+            name: name.to_string(),
+            offset,
+            len,
+            size,
+        })?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(io_err("seek", &path))?;
+        let mut data = vec![0u8; len];
+        file.read_exact(&mut data).map_err(io_err("read", &path))?;
+        Ok(data)
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let path = self.path_of(kind, name)?;
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Self::not_found(kind, name)),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        match kind {
+            FileKind::Config => {
+                if self.exists(kind, CONFIG_NAME)? {
+                    names.push(CONFIG_NAME.to_string());
+                }
+            }
+            FileKind::Pack => {
+                for fanout in read_dir_names(&self.root.join(kind.dir()))? {
+                    names.extend(read_dir_names(&self.root.join(kind.dir()).join(fanout))?);
+                }
+            }
+            _ => names = read_dir_names(&self.root.join(kind.dir()))?,
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        let path = self.path_of(kind, name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir_of(kind, name)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("delete", &path)(e)),
+        }
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        let path = self.path_of(kind, name)?;
+        path.try_exists().map_err(io_err("stat", &path))
+    }
+}
+
+/// Names in a directory, skipping dot-names (files in progress); a missing directory is empty.
+fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("list", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("list", dir))?;
+        if let Some(name) = entry.file_name().to_str()
+            && !name.starts_with('.')
+        {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}

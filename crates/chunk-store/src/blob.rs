@@ -1,0 +1,197 @@
+//! Blob encoding: compress, then seal; and the reverse, always checked against the id.
+//!
+//! A blob is the unit of storage: one chunk of file content, or one tree or metadata record.
+//! Its stored form is `seal(zstd(content))`, or `seal(content)` flagged [`Encoding::Raw`] when
+//! zstd does not make it smaller (already-compressed data costs no decompression on restore).
+//! The seal's associated data is `id || format major (u16 LE) || kind (u8)`, so a blob cannot
+//! be passed off as another blob or another kind.
+
+use std::cell::RefCell;
+
+use chunker::{ChunkId, IdHasher};
+
+use crate::config::FORMAT_MAJOR;
+use crate::error::{Error, Result};
+use crate::seal::Sealer;
+
+/// What a blob holds. Data and tree blobs go to separate packs, so that reading all trees
+/// (for `check`, `ls`, prune's mark phase) touches only small packs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum BlobKind {
+    /// File content.
+    Data,
+    /// Trees, manifests and other metadata.
+    Tree,
+}
+
+impl BlobKind {
+    /// The byte stored in pack trailers and index files.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            BlobKind::Data => 0,
+            BlobKind::Tree => 1,
+        }
+    }
+
+    /// The kind stored as `byte`, if any.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob's content was transformed before sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// Stored as is.
+    Raw,
+    /// Compressed with zstd (one frame).
+    Zstd,
+}
+
+impl Encoding {
+    /// The byte stored in pack trailers and index files.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Encoding::Raw => 0,
+            Encoding::Zstd => 1,
+        }
+    }
+
+    /// The encoding stored as `byte`, if any.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Encoding::Raw),
+            1 => Some(Encoding::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Associated data of a blob's seal.
+fn blob_ad(id: &ChunkId, kind: BlobKind) -> [u8; 35] {
+    let mut ad = [0u8; 35];
+    ad[..32].copy_from_slice(id.as_bytes());
+    ad[32..34].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    ad[34] = kind.to_byte();
+    ad
+}
+
+thread_local! {
+    // One compressor and one output buffer per thread: a zstd context costs ~1 MiB to set up,
+    // far more than compressing a small chunk.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn compression_error(e: std::io::Error) -> Error {
+    Error::Crypto {
+        context: "zstd compression".to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Appends the stored form of blob `id` to `out` and returns how it was encoded.
+///
+/// `zstd_level` 0 stores every blob raw.
+pub(crate) fn encode_into(
+    sealer: &Sealer,
+    zstd_level: i32,
+    id: &ChunkId,
+    kind: BlobKind,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Encoding> {
+    let ad = blob_ad(id, kind);
+    if zstd_level == 0 {
+        sealer.seal_into(out, data, &ad)?;
+        return Ok(Encoding::Raw);
+    }
+    COMPRESSED.with_borrow_mut(|buffer| {
+        buffer.clear();
+        buffer.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        COMPRESSOR.with_borrow_mut(|slot| {
+            if !matches!(slot, Some((level, _)) if *level == zstd_level) {
+                *slot = Some((
+                    zstd_level,
+                    zstd::bulk::Compressor::new(zstd_level).map_err(compression_error)?,
+                ));
+            }
+            let Some((_, compressor)) = slot.as_mut() else {
+                unreachable!("the compressor was set just above");
+            };
+            compressor
+                .compress_to_buffer(data, buffer)
+                .map_err(compression_error)
+        })?;
+        if buffer.len() < data.len() {
+            sealer.seal_into(out, buffer, &ad)?;
+            Ok(Encoding::Zstd)
+        } else {
+            sealer.seal_into(out, data, &ad)?;
+            Ok(Encoding::Raw)
+        }
+    })
+}
+
+/// Where a blob is and how to decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The pack that holds it.
+    pub pack: ChunkId,
+    /// Offset of the sealed blob in the pack.
+    pub offset: u64,
+    /// Length of the sealed blob.
+    pub length: u32,
+    /// Length of the blob's content.
+    pub raw_length: u32,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Raw or compressed.
+    pub encoding: Encoding,
+}
+
+/// Opens, decompresses and verifies a sealed blob read from its pack.
+///
+/// Every failure is [`Error::Corrupt`] naming the pack and offset; the returned content is
+/// guaranteed to hash to `id`.
+pub(crate) fn decode(
+    sealer: &Sealer,
+    hasher: &IdHasher,
+    id: &ChunkId,
+    location: &BlobLocation,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let file = format!("packs/{}", location.pack);
+    let plain = sealer.open(sealed, &blob_ad(id, location.kind), &file, location.offset)?;
+    let content = match location.encoding {
+        Encoding::Raw => plain,
+        Encoding::Zstd => zstd::bulk::decompress(&plain, location.raw_length as usize)
+            .map_err(|e| Error::corrupt(&file, location.offset, format!("blob {id}: zstd: {e}")))?,
+    };
+    if content.len() != location.raw_length as usize {
+        return Err(Error::corrupt(
+            &file,
+            location.offset,
+            format!(
+                "blob {id} is {} bytes, the index says {}",
+                content.len(),
+                location.raw_length
+            ),
+        ));
+    }
+    if hasher.hash(&content) != *id {
+        return Err(Error::corrupt(
+            &file,
+            location.offset,
+            format!("blob {id}: content does not match its id"),
+        ));
+    }
+    Ok(content)
+}

@@ -1,0 +1,229 @@
+//! The fast blob index, `index.redb`: blob id → where the blob is.
+//!
+//! It is a cache of the union of the repository's index files (plus, after a slow rebuild, of
+//! the pack trailers) and never the only copy of anything: deleting it loses nothing. It records
+//! which index files it has absorbed, so bringing it up to date reads only the new ones.
+//!
+//! Concurrency: the database is opened in redb's `MultiWriter` mode, so several processes
+//! (several backups into one repository) share one file; each writes in short transactions,
+//! one per index file absorbed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use chunker::ChunkId;
+
+use crate::blob::{BlobKind, BlobLocation, Encoding};
+use crate::error::{Error, Result};
+use crate::index_file::IndexedPack;
+
+const BLOBS: TableDefinition<&[u8; 32], &[u8; LOCATION_LEN]> = TableDefinition::new("blobs-v1");
+const INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v1");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
+const META_REPOSITORY: &str = "repository-id";
+
+const LOCATION_LEN: usize = 50;
+/// Page cache of the database; the index itself stays on disk whatever its size.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+fn encode_location(l: &BlobLocation) -> [u8; LOCATION_LEN] {
+    let mut out = [0u8; LOCATION_LEN];
+    out[..32].copy_from_slice(l.pack.as_bytes());
+    out[32..40].copy_from_slice(&l.offset.to_le_bytes());
+    out[40..44].copy_from_slice(&l.length.to_le_bytes());
+    out[44..48].copy_from_slice(&l.raw_length.to_le_bytes());
+    out[48] = l.kind.to_byte();
+    out[49] = l.encoding.to_byte();
+    out
+}
+
+fn decode_location(b: &[u8; LOCATION_LEN]) -> Option<BlobLocation> {
+    let mut pack = [0u8; 32];
+    pack.copy_from_slice(&b[..32]);
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&b[32..40]);
+    let mut length = [0u8; 4];
+    length.copy_from_slice(&b[40..44]);
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&b[44..48]);
+    Some(BlobLocation {
+        pack: ChunkId::from_bytes(pack),
+        offset: u64::from_le_bytes(offset),
+        length: u32::from_le_bytes(length),
+        raw_length: u32::from_le_bytes(raw),
+        kind: BlobKind::from_byte(b[48])?,
+        encoding: Encoding::from_byte(b[49])?,
+    })
+}
+
+/// The redb blob index.
+#[derive(Debug)]
+pub(crate) struct Index {
+    db: redb::Database,
+    path: PathBuf,
+}
+
+impl Index {
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::IndexDb {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn open_db(path: &Path) -> std::result::Result<redb::Database, redb::DatabaseError> {
+        redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+    }
+
+    /// Opens (or creates) the index at `path` for the repository `repository_id`. A file that
+    /// cannot be opened as a database, or that belongs to another repository, is replaced by
+    /// an empty one: it holds nothing that cannot be rebuilt.
+    pub(crate) fn open(path: &Path, repository_id: &[u8; 32]) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                op: "create directory",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = match Self::open_db(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::Storage(_) | redb::DatabaseError::UpgradeRequired(_)) => {
+                std::fs::remove_file(path).map_err(|source| Error::Io {
+                    op: "remove unreadable index",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::open_db(path).map_err(|e| Error::IndexDb {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) => {
+                return Err(Error::IndexDb {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let index = Index {
+            db,
+            path: path.to_path_buf(),
+        };
+        index.claim(repository_id)?;
+        Ok(index)
+    }
+
+    /// Records the repository id, or empties the index if it was built for another repository.
+    fn claim(&self, repository_id: &[u8; 32]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let current = meta
+                .get(META_REPOSITORY)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+            if current.as_deref() != Some(&repository_id[..]) {
+                meta.insert(META_REPOSITORY, &repository_id[..])
+                    .map_err(|e| self.err(e))?;
+                txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
+                txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Where the blob is, if the index knows it.
+    pub(crate) fn lookup(&self, id: &ChunkId) -> Result<Option<BlobLocation>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(BLOBS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let Some(value) = table.get(id.as_bytes()).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        decode_location(value.value())
+            .map(Some)
+            .ok_or_else(|| self.err(format!("entry of blob {id} is damaged")))
+    }
+
+    /// Names of the index files already absorbed.
+    pub(crate) fn absorbed_index_files(&self) -> Result<HashSet<String>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(INDEX_FILES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(HashSet::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut names = HashSet::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (name, _) = item.map_err(|e| self.err(e))?;
+            names.insert(name.value().to_string());
+        }
+        Ok(names)
+    }
+
+    /// Adds the blobs of `packs` in one transaction, and records `file` (if any) as absorbed.
+    pub(crate) fn absorb(&self, file: Option<&str>, packs: &[IndexedPack]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            for pack in packs {
+                for entry in &pack.blobs {
+                    let location = encode_location(&entry.location(pack.pack));
+                    blobs
+                        .insert(entry.id.as_bytes(), &location)
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            if let Some(file) = file {
+                let mut files = txn.open_table(INDEX_FILES).map_err(|e| self.err(e))?;
+                files.insert(file, ()).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Number of blobs the index knows.
+    pub(crate) fn len(&self) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(BLOBS) {
+            Ok(t) => redb::ReadableTableMetadata::len(&t).map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Forgets everything (before a rebuild).
+    pub(crate) fn clear(&self) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
+        txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_encoding_round_trips() {
+        let l = BlobLocation {
+            pack: ChunkId::from_bytes([9u8; 32]),
+            offset: 0x0102_0304_0506_0708,
+            length: 77,
+            raw_length: 1 << 20,
+            kind: BlobKind::Tree,
+            encoding: Encoding::Zstd,
+        };
+        assert_eq!(decode_location(&encode_location(&l)), Some(l));
+    }
+}

@@ -1,0 +1,85 @@
+//! Index files: the durable list of blobs that one writer flush added, under `index/`.
+//!
+//! ```text
+//! header  "RSPLINDX" | version u16
+//! body    seal(packs)   (associated data: "RSPLINDX index file" | version u16)
+//! ```
+//! A file is named by the BLAKE3 of its bytes. The fast index (`index.redb`) is only a cache of
+//! the union of these files.
+
+use serde::{Deserialize, Serialize};
+
+use chunker::ChunkId;
+
+use crate::codec;
+use crate::error::Result;
+use crate::pack::{EntryRecord, PackEntry};
+use crate::seal::Sealer;
+
+const INDEX_MAGIC: &[u8; 8] = b"RSPLINDX";
+const INDEX_VERSION: u16 = 1;
+
+/// One pack and the blobs it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPack {
+    /// The pack's id (its name).
+    pub pack: ChunkId,
+    /// The pack's size in bytes.
+    pub size: u64,
+    /// Its blobs.
+    pub blobs: Vec<PackEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackRecord {
+    pack: [u8; 32],
+    size: u64,
+    blobs: Vec<EntryRecord>,
+}
+
+fn body_ad() -> [u8; 21] {
+    let mut ad = [0u8; 21];
+    ad[..19].copy_from_slice(b"RSPLINDX index file");
+    ad[19..].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    ad
+}
+
+/// Encodes an index file; returns its name and bytes.
+pub(crate) fn encode(sealer: &Sealer, packs: &[IndexedPack]) -> Result<(String, Vec<u8>)> {
+    let records: Vec<PackRecord> = packs
+        .iter()
+        .map(|p| PackRecord {
+            pack: *p.pack.as_bytes(),
+            size: p.size,
+            blobs: p.blobs.iter().map(EntryRecord::from).collect(),
+        })
+        .collect();
+    let body = codec::encode(&records, "index file")?;
+    let mut bytes = Vec::with_capacity(codec::HEADER_LEN + body.len() + sealer.overhead());
+    codec::write_header(&mut bytes, INDEX_MAGIC, INDEX_VERSION);
+    sealer.seal_into(&mut bytes, &body, &body_ad())?;
+    Ok((blake3::hash(&bytes).to_hex().to_string(), bytes))
+}
+
+/// Decodes index file `name`; damage is an error naming `index/NAME`.
+pub(crate) fn decode(sealer: &Sealer, name: &str, bytes: &[u8]) -> Result<Vec<IndexedPack>> {
+    let file = format!("index/{name}");
+    codec::read_header(bytes, INDEX_MAGIC, INDEX_VERSION, &file)?;
+    let offset = codec::HEADER_LEN as u64;
+    let body = sealer.open(&bytes[codec::HEADER_LEN..], &body_ad(), &file, offset)?;
+    let records: Vec<PackRecord> = codec::decode(&body, &file, offset)?;
+    records
+        .into_iter()
+        .map(|r| {
+            Ok(IndexedPack {
+                pack: ChunkId::from_bytes(r.pack),
+                size: r.size,
+                blobs: r
+                    .blobs
+                    .iter()
+                    .map(|b| b.to_entry(&file, offset))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect()
+}

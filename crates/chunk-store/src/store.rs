@@ -1,0 +1,702 @@
+//! [`ChunkStore`]: a repository's blobs, deduplicated, packed, sealed and indexed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chunker::{ChunkId, Chunker, ChunkerParams, IdHasher};
+
+use crate::backend::{Backend, CONFIG_NAME, FileKind};
+use crate::blob::{self, BlobKind, BlobLocation, Encoding};
+use crate::config::{
+    CHUNKER_ALGORITHM, ChunkerConfig, CompressionConfig, DEFAULT_PACK_SIZE, DEFAULT_ZSTD_LEVEL,
+    EncryptionConfig, FORMAT_MINOR, RepoConfig,
+};
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::index_file::{self, IndexedPack};
+use crate::keys::{self, KdfParams, KeyInfo, MasterKey, Unwrapped};
+use crate::pack::{self, PackBuilder, PackEntry};
+use crate::seal::Sealer;
+
+/// Largest blob the store accepts (the chunker's maximum chunk is 16 MiB).
+pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
+
+/// Written packs not yet listed in an index file; past this many, an index file is written
+/// during `add`, so that an interrupted backup leaves reusable, indexed packs behind.
+const PACKS_PER_INDEX_FILE: usize = 32;
+
+/// Settings of a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Password of the first key; `None` creates an unencrypted repository.
+    pub password: Option<String>,
+    /// Chunk sizes and normalization (the seed is ignored when encrypted: it is derived from
+    /// the master key).
+    pub chunker: ChunkerParams,
+    /// zstd level, 0 (off) to 22.
+    pub zstd_level: i32,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// Argon2id cost of the first key.
+    pub kdf: KdfParams,
+    /// Host name recorded in the first key file.
+    pub hostname: String,
+    /// User name recorded in the first key file.
+    pub username: String,
+    /// Creation time recorded in the first key file (seconds since the Unix epoch).
+    pub created_unix_seconds: i64,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            password: None,
+            chunker: ChunkerParams::default(),
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            pack_size: DEFAULT_PACK_SIZE,
+            kdf: KdfParams::default(),
+            hostname: String::new(),
+            username: String::new(),
+            created_unix_seconds: 0,
+        }
+    }
+}
+
+/// Where a blob added in this session is, before its pack is listed in the index.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// Reserved or in an open pack of this kind, not yet written.
+    Open(BlobKind),
+    /// In a written pack that no index file lists yet.
+    Written(BlobLocation),
+}
+
+#[derive(Debug, Default)]
+struct WriteState {
+    data: Option<PackBuilder>,
+    tree: Option<PackBuilder>,
+    pending: HashMap<ChunkId, Pending>,
+    unindexed: Vec<IndexedPack>,
+}
+
+impl WriteState {
+    fn open_pack(&mut self, kind: BlobKind) -> &mut Option<PackBuilder> {
+        match kind {
+            BlobKind::Data => &mut self.data,
+            BlobKind::Tree => &mut self.tree,
+        }
+    }
+}
+
+/// What [`ChunkStore::add_blob`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddOutcome {
+    /// The blob's id.
+    pub id: ChunkId,
+    /// Whether the blob was new and stored (false: it was already known, nothing stored).
+    pub stored: bool,
+    /// Bytes the blob added to packs (sealed length), 0 when it was known.
+    pub stored_bytes: u64,
+}
+
+/// The blobs of one repository: deduplicated, compressed, sealed, packed and indexed.
+///
+/// Safe to use from many threads at once: compression and sealing run on the calling thread,
+/// only appending to the open pack is serialized. Memory held by the store is bounded: two
+/// open packs (one per [`BlobKind`]) of at most the pack size plus one blob, one pack per
+/// thread being written, and the ids added since the last index file (at most
+/// `PACKS_PER_INDEX_FILE` packs' worth).
+#[derive(Debug)]
+pub struct ChunkStore {
+    backend: Arc<dyn Backend>,
+    config: RepoConfig,
+    sealer: Sealer,
+    hasher: IdHasher,
+    chunker: Chunker,
+    master: Option<MasterKey>,
+    index: Index,
+    state: Mutex<WriteState>,
+}
+
+impl ChunkStore {
+    /// Creates a repository on `backend`: writes the config and, when encrypted, the first key
+    /// file, then opens it with its fast index at `index_path`.
+    ///
+    /// Fails with [`Error::AlreadyInitialized`] if a config exists, and with
+    /// [`Error::InvalidSetting`] or [`Error::Chunker`] for bad settings; nothing is written then.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        options: &InitOptions,
+        index_path: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        if backend.exists(FileKind::Config, CONFIG_NAME)? {
+            return Err(Error::AlreadyInitialized {
+                location: backend.location(),
+            });
+        }
+        let mut repository_id = [0u8; 32];
+        getrandom::fill(&mut repository_id).map_err(|e| Error::Crypto {
+            context: "drawing the repository id".to_string(),
+            reason: e.to_string(),
+        })?;
+        let encrypted = options.password.is_some();
+        let config = RepoConfig {
+            format_minor: FORMAT_MINOR,
+            repository_id,
+            chunker: ChunkerConfig {
+                algorithm: CHUNKER_ALGORITHM.to_string(),
+                min_size: options.chunker.min_size,
+                avg_size: options.chunker.avg_size,
+                max_size: options.chunker.max_size,
+                normalization: options.chunker.normalization,
+                seed_from_key: encrypted,
+                seed: if encrypted { 0 } else { options.chunker.seed },
+            },
+            compression: CompressionConfig {
+                zstd_level: options.zstd_level,
+            },
+            encryption: if encrypted {
+                EncryptionConfig::XChaCha20Poly1305Argon2id
+            } else {
+                EncryptionConfig::None
+            },
+            pack_size: options.pack_size,
+        };
+        config.validate()?;
+        let master = match &options.password {
+            Some(password) => {
+                let master = MasterKey::generate()?;
+                let key = keys::wrap(
+                    &master,
+                    repository_id,
+                    password,
+                    options.kdf,
+                    options.hostname.clone(),
+                    options.username.clone(),
+                    options.created_unix_seconds,
+                )?;
+                backend.write(FileKind::Key, &key.name, &key.bytes)?;
+                Some(master)
+            }
+            None => None,
+        };
+        // The config goes last: a repository without one does not exist yet, so a crash
+        // above leaves nothing that `open` would accept half-made.
+        backend.write(FileKind::Config, CONFIG_NAME, &config.to_bytes()?)?;
+        Self::assemble(backend, config, master, index_path.into())
+    }
+
+    /// Reads the config of the repository on `backend` without opening it (no password needed).
+    ///
+    /// Fails with [`Error::NoRepository`] if there is none, [`Error::UnsupportedVersion`] if it
+    /// was written by a newer major format version.
+    pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+        match backend.read(FileKind::Config, CONFIG_NAME) {
+            Ok(bytes) => RepoConfig::from_bytes(&bytes),
+            Err(e) if e.is_not_found() => Err(Error::NoRepository {
+                location: backend.location(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the repository on `backend`, unlocking it with `password` when it is encrypted,
+    /// and brings the fast index at `index_path` up to date with the index files.
+    ///
+    /// Errors: [`Error::NoRepository`], [`Error::UnsupportedVersion`],
+    /// [`Error::WrongPassword`] (no key file opens with the password), [`Error::NoKeys`],
+    /// [`Error::Corrupt`] naming a damaged key file when no intact key opens.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: Option<&str>,
+        index_path: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        let config = Self::read_config(backend.as_ref())?;
+        let master = if config.is_encrypted() {
+            let Some(password) = password else {
+                return Err(Error::WrongPassword { tried: 0 });
+            };
+            Some(Self::unlock(backend.as_ref(), &config, password)?)
+        } else {
+            None
+        };
+        let store = Self::assemble(backend, config, master, index_path.into())?;
+        store.sync_index()?;
+        Ok(store)
+    }
+
+    fn unlock(backend: &dyn Backend, config: &RepoConfig, password: &str) -> Result<MasterKey> {
+        let names = backend.list(FileKind::Key)?;
+        if names.is_empty() {
+            return Err(Error::NoKeys {
+                location: backend.location(),
+            });
+        }
+        let mut first_damage = None;
+        let mut tried = 0;
+        for name in &names {
+            let outcome = backend
+                .read(FileKind::Key, name)
+                .and_then(|bytes| keys::unwrap_key(name, &bytes, password));
+            match outcome {
+                Ok(Unwrapped::Opened(master, repository_id)) => {
+                    if repository_id != config.repository_id {
+                        return Err(Error::ForeignKey {
+                            name: name.clone(),
+                            found: hex::encode(repository_id),
+                            expected: config.repository_id_hex(),
+                        });
+                    }
+                    return Ok(master);
+                }
+                Ok(Unwrapped::WrongPassword) => tried += 1,
+                // A damaged key file must not hide an intact one that opens: try the rest.
+                Err(e) => {
+                    first_damage.get_or_insert(e);
+                }
+            }
+        }
+        match first_damage {
+            Some(damage) => Err(damage),
+            None => Err(Error::WrongPassword { tried }),
+        }
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        config: RepoConfig,
+        master: Option<MasterKey>,
+        index_path: PathBuf,
+    ) -> Result<Self> {
+        let (sealer, hasher, seed) = match &master {
+            Some(master) => (
+                Sealer::encrypted(&master.data_key()),
+                IdHasher::Keyed(master.id_key()),
+                master.chunker_seed(),
+            ),
+            None => (Sealer::Plain, IdHasher::Plain, config.chunker.seed),
+        };
+        let chunker = Chunker::new(config.chunker_params(seed)?)?;
+        let index = Index::open(&index_path, &config.repository_id)?;
+        Ok(Self {
+            backend,
+            config,
+            sealer,
+            hasher,
+            chunker,
+            master,
+            index,
+            state: Mutex::new(WriteState::default()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, WriteState> {
+        // Every critical section leaves the state consistent before anything can panic, so a
+        // poisoned lock holds valid data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The repository config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The chunker of this repository (seeded from the key when encrypted).
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// The id hasher of this repository (keyed when encrypted).
+    pub fn hasher(&self) -> &IdHasher {
+        &self.hasher
+    }
+
+    /// The id `data` has in this repository.
+    pub fn blob_id(&self, data: &[u8]) -> ChunkId {
+        self.hasher.hash(data)
+    }
+
+    /// Seals `plaintext` with the repository's key (or checksums it when unencrypted), bound
+    /// to `context`; for the manifests and other files the upper layers write.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        self.sealer.seal(plaintext, context)
+    }
+
+    /// Opens what [`ChunkStore::seal`] sealed with the same `context`; damage or another
+    /// context is [`Error::Corrupt`] naming `file`.
+    pub fn open_sealed(&self, sealed: &[u8], context: &[u8], file: &str) -> Result<Vec<u8>> {
+        self.sealer.open(sealed, context, file, 0)
+    }
+
+    /// Appends the stored form of a blob (compressed when that helps, then sealed) to `out`
+    /// without storing it, and returns its encoding. For measuring compression and the cost
+    /// of encoding (`analyze`, benchmarks).
+    pub fn encode_blob(
+        &self,
+        kind: BlobKind,
+        id: &ChunkId,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Encoding> {
+        blob::encode_into(
+            &self.sealer,
+            self.config.compression.zstd_level,
+            id,
+            kind,
+            data,
+            out,
+        )
+    }
+
+    /// Whether the repository has the blob (stored earlier, or added in this session).
+    pub fn contains(&self, id: &ChunkId) -> Result<bool> {
+        if self.state().pending.contains_key(id) {
+            return Ok(true);
+        }
+        Ok(self.index.lookup(id)?.is_some())
+    }
+
+    /// Adds a blob. A blob whose id is already known stores nothing.
+    pub fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<AddOutcome> {
+        let id = self.hasher.hash(data);
+        self.add_blob_with_id(kind, id, data)
+    }
+
+    /// Adds a blob whose id the caller computed with [`ChunkStore::blob_id`] (the backup
+    /// pipeline hashes in parallel before it calls this). The id is verified on every read.
+    pub fn add_blob_with_id(&self, kind: BlobKind, id: ChunkId, data: &[u8]) -> Result<AddOutcome> {
+        let known = AddOutcome {
+            id,
+            stored: false,
+            stored_bytes: 0,
+        };
+        if data.len() > MAX_BLOB_SIZE {
+            return Err(Error::BlobTooLarge {
+                size: data.len(),
+                max: MAX_BLOB_SIZE,
+            });
+        }
+        if self.index.lookup(&id)?.is_some() {
+            return Ok(known);
+        }
+        {
+            // Reserve the id, so that a thread adding the same content concurrently stores
+            // nothing.
+            let mut state = self.state();
+            if state.pending.contains_key(&id) {
+                return Ok(known);
+            }
+            state.pending.insert(id, Pending::Open(kind));
+        }
+        let result = self.store_new_blob(kind, id, data);
+        if result.is_err() {
+            self.state().pending.remove(&id);
+        }
+        result
+    }
+
+    fn store_new_blob(&self, kind: BlobKind, id: ChunkId, data: &[u8]) -> Result<AddOutcome> {
+        thread_local! {
+            static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SEALED.with_borrow_mut(|sealed| {
+            sealed.clear();
+            let encoding = blob::encode_into(
+                &self.sealer,
+                self.config.compression.zstd_level,
+                &id,
+                kind,
+                data,
+                sealed,
+            )?;
+            let full = {
+                let mut state = self.state();
+                let pack_size = self.config.pack_size as usize;
+                let open = state
+                    .open_pack(kind)
+                    .get_or_insert_with(|| PackBuilder::new(pack_size + sealed.len()));
+                // `data.len()` <= MAX_BLOB_SIZE, which fits in a u32.
+                open.add(id, kind, encoding, data.len() as u32, sealed)?;
+                if open.len() >= pack_size {
+                    state.open_pack(kind).take()
+                } else {
+                    None
+                }
+            };
+            if let Some(full) = full {
+                self.write_pack(full)?;
+                self.write_index_if_due(PACKS_PER_INDEX_FILE)?;
+            }
+            Ok(AddOutcome {
+                id,
+                stored: true,
+                stored_bytes: sealed.len() as u64,
+            })
+        })
+    }
+
+    /// Seals and writes a pack; its blobs become readable and wait for an index file.
+    fn write_pack(&self, builder: PackBuilder) -> Result<()> {
+        let ids: Vec<ChunkId> = builder.entries().iter().map(|e| e.id).collect();
+        let written = builder.finish(&self.sealer).and_then(|pack| {
+            self.backend
+                .write(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)
+                .map(|()| pack)
+        });
+        let mut state = self.state();
+        match written {
+            Ok(pack) => {
+                for entry in &pack.entries {
+                    state
+                        .pending
+                        .insert(entry.id, Pending::Written(entry.location(pack.id)));
+                }
+                state.unindexed.push(IndexedPack {
+                    pack: pack.id,
+                    size: pack.bytes.len() as u64,
+                    blobs: pack.entries,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                // The blobs of a pack that did not reach the backend are not stored.
+                for id in ids {
+                    state.pending.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes an index file for the written packs if there are at least `threshold` of them.
+    fn write_index_if_due(&self, threshold: usize) -> Result<()> {
+        let packs = {
+            let mut state = self.state();
+            if state.unindexed.is_empty() || state.unindexed.len() < threshold {
+                return Ok(());
+            }
+            std::mem::take(&mut state.unindexed)
+        };
+        let result = index_file::encode(&self.sealer, &packs).and_then(|(name, bytes)| {
+            self.backend.write(FileKind::Index, &name, &bytes)?;
+            self.index.absorb(Some(&name), &packs)
+        });
+        let mut state = self.state();
+        match result {
+            Ok(()) => {
+                for pack in &packs {
+                    for entry in &pack.blobs {
+                        state.pending.remove(&entry.id);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Keep them for the next attempt: the packs are written and readable.
+                state.unindexed.extend(packs);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes every blob added before this call durable: seals and writes the open packs, then
+    /// writes one index file listing every pack not yet listed, and records it in the fast
+    /// index. Blobs added concurrently with the call may go to the next flush.
+    pub fn flush(&self) -> Result<()> {
+        let open: Vec<PackBuilder> = {
+            let mut state = self.state();
+            [state.data.take(), state.tree.take()]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect()
+        };
+        for pack in open {
+            self.write_pack(pack)?;
+        }
+        self.write_index_if_due(1)
+    }
+
+    /// Where a blob is, if the repository has it in a written pack.
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<BlobLocation>> {
+        if let Some(Pending::Written(location)) = self.state().pending.get(id) {
+            return Ok(Some(*location));
+        }
+        self.index.lookup(id)
+    }
+
+    /// Returns a blob's content, verified against its id.
+    ///
+    /// Errors: [`Error::BlobNotFound`] when the repository does not have it;
+    /// [`Error::Corrupt`] naming the pack and offset when the stored bytes are damaged.
+    pub fn get_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        if let Some(location) = self.locate(id)? {
+            let sealed = self.backend.read_range(
+                FileKind::Pack,
+                &location.pack.to_hex(),
+                location.offset,
+                u64::from(location.length),
+            )?;
+            return blob::decode(&self.sealer, &self.hasher, id, &location, &sealed);
+        }
+        // A blob added in this session may still sit in an open pack.
+        let state = self.state();
+        if let Some(Pending::Open(kind)) = state.pending.get(id)
+            && let Some(open) = match kind {
+                BlobKind::Data => &state.data,
+                BlobKind::Tree => &state.tree,
+            }
+            && let Some(entry) = open.entries().iter().find(|e| e.id == *id)
+        {
+            let location = entry.location(ChunkId::from_bytes([0; 32]));
+            return blob::decode(
+                &self.sealer,
+                &self.hasher,
+                id,
+                &location,
+                open.sealed_bytes(entry),
+            );
+        }
+        Err(Error::BlobNotFound { id: *id })
+    }
+
+    /// Brings the fast index up to date with every index file in the repository that it has
+    /// not absorbed yet (those written by other processes, or before it was deleted). Returns
+    /// how many index files were read.
+    pub fn sync_index(&self) -> Result<usize> {
+        let absorbed = self.index.absorbed_index_files()?;
+        let mut read = 0;
+        for name in self.backend.list(FileKind::Index)? {
+            if absorbed.contains(&name) {
+                continue;
+            }
+            let bytes = self.backend.read(FileKind::Index, &name)?;
+            let packs = index_file::decode(&self.sealer, &name, &bytes)?;
+            self.index.absorb(Some(&name), &packs)?;
+            read += 1;
+        }
+        Ok(read)
+    }
+
+    /// Rebuilds the fast index from the index files alone (fast). Returns how many were read.
+    pub fn rebuild_index(&self) -> Result<usize> {
+        self.index.clear()?;
+        self.sync_index()
+    }
+
+    /// Rebuilds the fast index from the trailers of every pack (slow: reads the end of every
+    /// pack; needed when index files are lost). Returns how many packs were read.
+    pub fn rebuild_index_from_packs(&self) -> Result<usize> {
+        self.index.clear()?;
+        let names = self.backend.list(FileKind::Pack)?;
+        for chunk in names.chunks(256) {
+            let mut packs = Vec::with_capacity(chunk.len());
+            for name in chunk {
+                let pack: ChunkId = name.parse().map_err(|_| {
+                    Error::corrupt(
+                        FileKind::Pack.display_path(name),
+                        0,
+                        "pack name is not a 64-digit hex id",
+                    )
+                })?;
+                packs.push(IndexedPack {
+                    pack,
+                    size: self.backend.size(FileKind::Pack, name)?,
+                    blobs: pack::read_pack_trailer(self.backend.as_ref(), &self.sealer, name)?,
+                });
+            }
+            self.index.absorb(None, &packs)?;
+        }
+        Ok(names.len())
+    }
+
+    /// The blobs listed in the trailer of pack `pack`, checked.
+    pub fn pack_entries(&self, pack: &ChunkId) -> Result<Vec<PackEntry>> {
+        pack::read_pack_trailer(self.backend.as_ref(), &self.sealer, &pack.to_hex())
+    }
+
+    /// Every pack listed by every index file, read from the backend (for check and prune).
+    pub fn read_index_files(&self) -> Result<Vec<(String, Vec<IndexedPack>)>> {
+        let mut files = Vec::new();
+        for name in self.backend.list(FileKind::Index)? {
+            let bytes = self.backend.read(FileKind::Index, &name)?;
+            let packs = index_file::decode(&self.sealer, &name, &bytes)?;
+            files.push((name, packs));
+        }
+        Ok(files)
+    }
+
+    /// Number of blobs in the fast index.
+    pub fn indexed_blob_count(&self) -> Result<u64> {
+        self.index.len()
+    }
+
+    /// Adds a key file that opens this repository with `password`; returns its name.
+    pub fn add_key(
+        &self,
+        password: &str,
+        kdf: KdfParams,
+        hostname: String,
+        username: String,
+        created_unix_seconds: i64,
+    ) -> Result<String> {
+        let Some(master) = &self.master else {
+            return Err(Error::InvalidSetting {
+                name: "key",
+                value: "add".to_string(),
+                expected: "an encrypted repository (this one is not encrypted: it has no keys)"
+                    .to_string(),
+            });
+        };
+        let key = keys::wrap(
+            master,
+            self.config.repository_id,
+            password,
+            kdf,
+            hostname,
+            username,
+            created_unix_seconds,
+        )?;
+        self.backend.write(FileKind::Key, &key.name, &key.bytes)?;
+        Ok(key.name)
+    }
+
+    /// The key files of the repository with who made them and when.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        self.backend
+            .list(FileKind::Key)?
+            .into_iter()
+            .map(|name| {
+                let bytes = self.backend.read(FileKind::Key, &name)?;
+                keys::info(&name, &bytes)
+            })
+            .collect()
+    }
+
+    /// Removes key file `name`; removing the last key is refused, since nothing could open the
+    /// repository afterwards.
+    pub fn remove_key(&self, name: &str) -> Result<()> {
+        let names = self.backend.list(FileKind::Key)?;
+        if !names.iter().any(|n| n == name) {
+            return Err(Error::NotFound {
+                kind: FileKind::Key.label(),
+                name: name.to_string(),
+            });
+        }
+        if names.len() == 1 {
+            return Err(Error::InvalidSetting {
+                name: "key",
+                value: name.to_string(),
+                expected: "another key to remain: the last key cannot be removed, add one first"
+                    .to_string(),
+            });
+        }
+        self.backend.delete(FileKind::Key, name)
+    }
+}

@@ -1,0 +1,632 @@
+//! The chunk store end to end: round trips, dedup, keys, index rebuilds, damage.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chunk_store::{
+    Backend, BlobKind, ChunkId, ChunkStore, Encoding, Error, FileKind, InitOptions, KdfParams,
+    LocalBackend, MemoryBackend,
+};
+use chunker::ChunkerParams;
+use tempfile::TempDir;
+
+const PASSWORD: &str = "correct horse";
+
+fn options(encrypted: bool) -> InitOptions {
+    InitOptions {
+        password: encrypted.then(|| PASSWORD.to_string()),
+        kdf: KdfParams::insecure_fast(),
+        pack_size: 1024 * 1024,
+        chunker: ChunkerParams::new(4096, 16384, 65536, 1, 0).unwrap(),
+        ..InitOptions::default()
+    }
+}
+
+fn init(backend: Arc<dyn Backend>, encrypted: bool) -> (TempDir, ChunkStore) {
+    let cache = tempfile::tempdir().unwrap();
+    let store = ChunkStore::init(
+        backend,
+        &options(encrypted),
+        cache.path().join("index.redb"),
+    )
+    .unwrap();
+    (cache, store)
+}
+
+fn reopen(backend: Arc<dyn Backend>, cache: &TempDir) -> ChunkStore {
+    ChunkStore::open(backend, Some(PASSWORD), cache.path().join("index.redb")).unwrap()
+}
+
+/// Deterministic incompressible bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    format!("line {seed} of a very compressible text file\n")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+#[test]
+fn blobs_round_trip_in_both_modes_with_the_right_encoding() {
+    for encrypted in [true, false] {
+        let backend = Arc::new(MemoryBackend::new());
+        let (cache, store) = init(backend.clone(), encrypted);
+        let random = noise(1, 200_000);
+        let compressible = text(2, 300_000);
+        let empty = Vec::new();
+        let a = store.add_blob(BlobKind::Data, &random).unwrap();
+        let b = store.add_blob(BlobKind::Data, &compressible).unwrap();
+        let c = store.add_blob(BlobKind::Tree, &empty).unwrap();
+        assert!(a.stored && b.stored && c.stored);
+        // Readable before and after the flush, and after reopening.
+        assert_eq!(store.get_blob(&a.id).unwrap(), random);
+        store.flush().unwrap();
+        drop(store);
+        let store = reopen(backend.clone(), &cache);
+        assert_eq!(store.get_blob(&a.id).unwrap(), random);
+        assert_eq!(store.get_blob(&b.id).unwrap(), compressible);
+        assert_eq!(store.get_blob(&c.id).unwrap(), empty);
+        assert_eq!(
+            store.locate(&a.id).unwrap().unwrap().encoding,
+            Encoding::Raw
+        );
+        let text_location = store.locate(&b.id).unwrap().unwrap();
+        assert_eq!(text_location.encoding, Encoding::Zstd);
+        assert!(u64::from(text_location.length) < 300_000 / 10);
+        // Ids: keyed when encrypted, plain BLAKE3 otherwise.
+        let plain = ChunkId::from_bytes(*blake3::hash(&random).as_bytes());
+        assert_eq!(a.id == plain, !encrypted);
+        assert_eq!(store.config().is_encrypted(), encrypted);
+    }
+}
+
+#[test]
+fn a_known_blob_stores_nothing() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    let data = noise(3, 100_000);
+    assert!(store.add_blob(BlobKind::Data, &data).unwrap().stored);
+    let again = store.add_blob(BlobKind::Data, &data).unwrap();
+    assert!(!again.stored);
+    assert_eq!(again.stored_bytes, 0);
+    store.flush().unwrap();
+    drop(store);
+    // Known across sessions, through the index.
+    let store = reopen(backend.clone(), &cache);
+    assert!(!store.add_blob(BlobKind::Data, &data).unwrap().stored);
+    store.flush().unwrap();
+    assert_eq!(backend.list(FileKind::Pack).unwrap().len(), 1);
+    assert_eq!(backend.list(FileKind::Index).unwrap().len(), 1);
+}
+
+#[test]
+fn many_threads_add_at_once_and_each_blob_is_stored_once() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    let blobs: Vec<Vec<u8>> = (0..200)
+        .map(|i| noise(i % 100, 20_000 + (i % 100) as usize))
+        .collect();
+    let stored: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let store = &store;
+                let blobs = &blobs;
+                scope.spawn(move || {
+                    let mut stored = 0;
+                    for (i, blob) in blobs.iter().enumerate() {
+                        if i % 4 == t || i % 3 == 0 {
+                            stored +=
+                                usize::from(store.add_blob(BlobKind::Data, blob).unwrap().stored);
+                        }
+                    }
+                    stored
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(stored, 100, "each distinct blob is stored exactly once");
+    store.flush().unwrap();
+    drop(store);
+    let store = reopen(backend.clone(), &cache);
+    assert_eq!(store.indexed_blob_count().unwrap(), 100);
+    for blob in &blobs {
+        assert_eq!(&store.get_blob(&store.blob_id(blob)).unwrap(), blob);
+    }
+    // ~3 MB of blobs in 1 MiB packs: several packs, each listed by the index files.
+    let packs = backend.list(FileKind::Pack).unwrap();
+    assert!(packs.len() >= 2, "{} packs", packs.len());
+    let listed: usize = store
+        .read_index_files()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| p.len())
+        .sum();
+    assert_eq!(listed, packs.len());
+}
+
+#[test]
+fn data_and_tree_blobs_go_to_separate_packs() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), true);
+    for i in 0..10 {
+        store.add_blob(BlobKind::Data, &noise(i, 5000)).unwrap();
+        store.add_blob(BlobKind::Tree, &text(i, 5000)).unwrap();
+    }
+    store.flush().unwrap();
+    let packs = backend.list(FileKind::Pack).unwrap();
+    assert_eq!(packs.len(), 2);
+    for name in packs {
+        let entries = store.pack_entries(&name.parse().unwrap()).unwrap();
+        assert_eq!(entries.len(), 10);
+        assert!(entries.iter().all(|e| e.kind == entries[0].kind));
+    }
+}
+
+#[test]
+fn wrong_password_is_a_distinct_error_and_every_key_opens() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    let id = store
+        .add_blob(BlobKind::Data, b"shared secret data")
+        .unwrap()
+        .id;
+    store.flush().unwrap();
+    let second = store
+        .add_key(
+            "second password",
+            KdfParams::insecure_fast(),
+            "host".into(),
+            "user".into(),
+            42,
+        )
+        .unwrap();
+    let keys = store.list_keys().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .any(|k| k.name == second && k.hostname == "host" && k.created_unix_seconds == 42)
+    );
+    drop(store);
+
+    let index = cache.path().join("index.redb");
+    match ChunkStore::open(backend.clone(), Some("wrong"), &index) {
+        Err(Error::WrongPassword { tried: 2 }) => {}
+        other => panic!("expected WrongPassword, got {other:?}"),
+    }
+    assert!(matches!(
+        ChunkStore::open(backend.clone(), None, &index),
+        Err(Error::WrongPassword { .. })
+    ));
+    let by_second = ChunkStore::open(backend.clone(), Some("second password"), &index).unwrap();
+    assert_eq!(by_second.get_blob(&id).unwrap(), b"shared secret data");
+
+    // The last key cannot be removed; another can, and its password stops working.
+    let first = keys.iter().find(|k| k.name != second).unwrap().name.clone();
+    by_second.remove_key(&first).unwrap();
+    assert!(matches!(
+        by_second.remove_key(&second),
+        Err(Error::InvalidSetting { .. })
+    ));
+    drop(by_second);
+    assert!(matches!(
+        ChunkStore::open(backend.clone(), Some(PASSWORD), &index),
+        Err(Error::WrongPassword { tried: 1 })
+    ));
+}
+
+#[test]
+fn init_refuses_an_existing_repository_and_open_needs_one() {
+    let backend = Arc::new(MemoryBackend::new());
+    let cache = tempfile::tempdir().unwrap();
+    let index = cache.path().join("index.redb");
+    assert!(matches!(
+        ChunkStore::open(backend.clone(), Some(PASSWORD), &index),
+        Err(Error::NoRepository { .. })
+    ));
+    let _store = ChunkStore::init(backend.clone(), &options(true), &index).unwrap();
+    assert!(matches!(
+        ChunkStore::init(
+            backend.clone(),
+            &options(true),
+            cache.path().join("other.redb")
+        ),
+        Err(Error::AlreadyInitialized { .. })
+    ));
+}
+
+#[test]
+fn invalid_settings_are_refused_before_anything_is_written() {
+    let backend = Arc::new(MemoryBackend::new());
+    let cache = tempfile::tempdir().unwrap();
+    for bad in [
+        InitOptions {
+            zstd_level: 23,
+            ..options(true)
+        },
+        InitOptions {
+            pack_size: 1000,
+            ..options(true)
+        },
+    ] {
+        let err = ChunkStore::init(backend.clone(), &bad, cache.path().join("i.redb")).unwrap_err();
+        assert!(matches!(err, Error::InvalidSetting { .. }), "{err}");
+    }
+    assert!(backend.list(FileKind::Config).unwrap().is_empty());
+    assert!(backend.list(FileKind::Key).unwrap().is_empty());
+}
+
+/// Rewrites the config with another header version and a valid checksum.
+fn rewrite_config_version(backend: &dyn Backend, version: u16) {
+    let mut bytes = backend.read(FileKind::Config, "config").unwrap();
+    bytes[8..10].copy_from_slice(&version.to_le_bytes());
+    let body_end = bytes.len() - 32;
+    let sum = blake3::hash(&bytes[..body_end]);
+    bytes[body_end..].copy_from_slice(sum.as_bytes());
+    backend.write(FileKind::Config, "config", &bytes).unwrap();
+}
+
+#[test]
+fn a_newer_major_version_is_refused_with_a_message_that_says_so() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    drop(store);
+    rewrite_config_version(backend.as_ref(), 2);
+    let err = ChunkStore::open(
+        backend.clone(),
+        Some(PASSWORD),
+        cache.path().join("index.redb"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("config") && message.contains("version 2") && message.contains("upgrade"),
+        "{message}"
+    );
+}
+
+#[test]
+fn deleting_index_redb_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+    let (cache, store) = init(backend.clone(), true);
+    let blobs: Vec<Vec<u8>> = (0..50).map(|i| noise(i, 30_000)).collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        store.add_blob(BlobKind::Data, blob).unwrap();
+        if i % 20 == 19 {
+            store.flush().unwrap();
+        }
+    }
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_file(cache.path().join("index.redb")).unwrap();
+    let store = reopen(backend.clone(), &cache);
+    assert_eq!(store.indexed_blob_count().unwrap(), 50);
+    for blob in &blobs {
+        assert_eq!(&store.get_blob(&store.blob_id(blob)).unwrap(), blob);
+        assert!(!store.add_blob(BlobKind::Data, blob).unwrap().stored);
+    }
+    // Fast rebuild from index files, and slow rebuild from pack trailers alone.
+    assert_eq!(store.rebuild_index().unwrap(), 3);
+    assert_eq!(store.indexed_blob_count().unwrap(), 50);
+    for name in backend.list(FileKind::Index).unwrap() {
+        backend.delete(FileKind::Index, &name).unwrap();
+    }
+    let packs = backend.list(FileKind::Pack).unwrap().len();
+    assert_eq!(store.rebuild_index_from_packs().unwrap(), packs);
+    assert_eq!(store.indexed_blob_count().unwrap(), 50);
+    for blob in &blobs {
+        assert_eq!(&store.get_blob(&store.blob_id(blob)).unwrap(), blob);
+    }
+}
+
+#[test]
+fn an_index_redb_of_another_repository_or_garbage_is_replaced() {
+    let cache = tempfile::tempdir().unwrap();
+    let index = cache.path().join("index.redb");
+    let first = Arc::new(MemoryBackend::new());
+    let store = ChunkStore::init(first.clone(), &options(false), &index).unwrap();
+    let id = store
+        .add_blob(BlobKind::Data, b"only in the first")
+        .unwrap()
+        .id;
+    store.flush().unwrap();
+    drop(store);
+    let second = Arc::new(MemoryBackend::new());
+    let store = ChunkStore::init(second, &options(false), &index).unwrap();
+    assert!(!store.contains(&id).unwrap());
+    drop(store);
+    std::fs::write(
+        &index,
+        b"this is not a database, just garbage bytes".repeat(200),
+    )
+    .unwrap();
+    let store = ChunkStore::open(first, None, &index).unwrap();
+    assert_eq!(store.get_blob(&id).unwrap(), b"only in the first");
+}
+
+#[test]
+fn two_stores_share_one_index_file_and_see_each_others_blobs_after_sync() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, first) = init(backend.clone(), true);
+    let second = reopen(backend.clone(), &cache);
+    let a = first.add_blob(BlobKind::Data, &noise(10, 5000)).unwrap();
+    let b = second.add_blob(BlobKind::Data, &noise(11, 5000)).unwrap();
+    first.flush().unwrap();
+    second.flush().unwrap();
+    // The shared index already holds both; a fresh sync reads nothing new.
+    assert_eq!(first.sync_index().unwrap(), 0);
+    assert_eq!(first.get_blob(&b.id).unwrap(), noise(11, 5000));
+    assert_eq!(second.get_blob(&a.id).unwrap(), noise(10, 5000));
+    // A store with its own index file catches up from the index files.
+    let other_cache = tempfile::tempdir().unwrap();
+    let third = ChunkStore::open(
+        backend,
+        Some(PASSWORD),
+        other_cache.path().join("index.redb"),
+    )
+    .unwrap();
+    assert!(third.contains(&a.id).unwrap() && third.contains(&b.id).unwrap());
+}
+
+#[test]
+fn unflushed_blobs_are_lost_cleanly_and_the_repository_stays_usable() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    let kept = store
+        .add_blob(BlobKind::Data, &noise(20, 10_000))
+        .unwrap()
+        .id;
+    store.flush().unwrap();
+    let lost = store
+        .add_blob(BlobKind::Data, &noise(21, 10_000))
+        .unwrap()
+        .id;
+    std::mem::forget(store); // a crash: no destructor, no flush
+    let store = reopen(backend.clone(), &cache);
+    assert_eq!(store.get_blob(&kept).unwrap(), noise(20, 10_000));
+    assert!(matches!(
+        store.get_blob(&lost),
+        Err(Error::BlobNotFound { .. })
+    ));
+    // The next session stores it again.
+    assert!(
+        store
+            .add_blob(BlobKind::Data, &noise(21, 10_000))
+            .unwrap()
+            .stored
+    );
+    store.flush().unwrap();
+    assert_eq!(store.get_blob(&lost).unwrap(), noise(21, 10_000));
+}
+
+fn only(backend: &dyn Backend, kind: FileKind) -> String {
+    let names = backend.list(kind).unwrap();
+    assert_eq!(names.len(), 1, "{kind:?}: {names:?}");
+    names[0].clone()
+}
+
+#[test]
+fn a_flipped_byte_in_a_pack_is_reported_with_the_pack_and_offset() {
+    for encrypted in [true, false] {
+        let backend = Arc::new(MemoryBackend::new());
+        let (_cache, store) = init(backend.clone(), encrypted);
+        let first = store
+            .add_blob(BlobKind::Data, &noise(30, 10_000))
+            .unwrap()
+            .id;
+        let second = store
+            .add_blob(BlobKind::Data, &noise(31, 10_000))
+            .unwrap()
+            .id;
+        store.flush().unwrap();
+        let pack = only(backend.as_ref(), FileKind::Pack);
+        let location = store.locate(&second).unwrap().unwrap();
+        let mut bytes = backend.read(FileKind::Pack, &pack).unwrap();
+        bytes[location.offset as usize + 100] ^= 0x04;
+        backend.write(FileKind::Pack, &pack, &bytes).unwrap();
+        match store.get_blob(&second) {
+            Err(Error::Corrupt { file, offset, .. }) => {
+                assert_eq!(file, format!("packs/{pack}"));
+                assert_eq!(offset, location.offset);
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // The other blob of the same pack is unaffected.
+        assert_eq!(store.get_blob(&first).unwrap(), noise(30, 10_000));
+    }
+}
+
+#[test]
+fn a_truncated_or_damaged_pack_trailer_is_an_error_naming_the_pack() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), true);
+    store.add_blob(BlobKind::Data, &noise(40, 10_000)).unwrap();
+    store.flush().unwrap();
+    let pack = only(backend.as_ref(), FileKind::Pack);
+    let bytes = backend.read(FileKind::Pack, &pack).unwrap();
+    let id: ChunkId = pack.parse().unwrap();
+    for damaged in [
+        bytes[..bytes.len() - 1].to_vec(),
+        bytes[..bytes.len() - 30].to_vec(),
+        bytes[..5].to_vec(),
+        {
+            let mut b = bytes.clone();
+            let at = b.len() - 20;
+            b[at] ^= 1;
+            b
+        },
+        {
+            let mut b = bytes.clone();
+            let at = b.len() - 12;
+            b[at] = 0xff; // trailer length
+            b
+        },
+    ] {
+        backend.write(FileKind::Pack, &pack, &damaged).unwrap();
+        match store.pack_entries(&id) {
+            Err(Error::Corrupt { file, .. }) => assert_eq!(file, format!("packs/{pack}")),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(
+            store
+                .rebuild_index_from_packs()
+                .unwrap_err()
+                .to_string()
+                .contains(&pack)
+        );
+    }
+}
+
+#[test]
+fn a_damaged_index_file_is_an_error_naming_it() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), true);
+    store.add_blob(BlobKind::Data, b"x").unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let name = only(backend.as_ref(), FileKind::Index);
+    let mut bytes = backend.read(FileKind::Index, &name).unwrap();
+    bytes[20] ^= 0x10;
+    backend.write(FileKind::Index, &name, &bytes).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let err =
+        ChunkStore::open(backend, Some(PASSWORD), fresh.path().join("index.redb")).unwrap_err();
+    match &err {
+        Error::Corrupt { file, .. } => assert_eq!(file, &format!("index/{name}")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_damaged_key_file_is_told_apart_from_a_wrong_password() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    drop(store);
+    let name = only(backend.as_ref(), FileKind::Key);
+    let original = backend.read(FileKind::Key, &name).unwrap();
+    for at in [0, 9, 30, original.len() / 2, original.len() - 1] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x01;
+        backend.write(FileKind::Key, &name, &bytes).unwrap();
+        let err = ChunkStore::open(
+            backend.clone(),
+            Some(PASSWORD),
+            cache.path().join("index.redb"),
+        )
+        .unwrap_err();
+        match &err {
+            Error::Corrupt { file, .. } => assert_eq!(file, &format!("keys/{name}")),
+            Error::UnsupportedVersion { file, .. } => assert_eq!(file, &format!("keys/{name}")),
+            other => panic!("flip at {at}: expected Corrupt, got {other:?}"),
+        }
+    }
+    backend
+        .write(FileKind::Key, &name, &original[..40])
+        .unwrap();
+    let err =
+        ChunkStore::open(backend, Some(PASSWORD), cache.path().join("index.redb")).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn blobs_over_the_limit_are_refused() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend, false);
+    let big = vec![0u8; chunk_store::MAX_BLOB_SIZE + 1];
+    assert!(matches!(
+        store.add_blob(BlobKind::Data, &big),
+        Err(Error::BlobTooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_failing_backend_loses_nothing_already_stored() {
+    #[derive(Debug)]
+    struct FailingPacks(MemoryBackend, std::sync::atomic::AtomicBool);
+    impl Backend for FailingPacks {
+        fn location(&self) -> String {
+            "failing".into()
+        }
+        fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
+            if kind == FileKind::Pack && self.1.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Io {
+                    op: "write",
+                    path: name.into(),
+                    source: std::io::Error::other("No space left on device"),
+                });
+            }
+            self.0.write(kind, name, data)
+        }
+        fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+            self.0.read(kind, name)
+        }
+        fn read_range(
+            &self,
+            kind: FileKind,
+            name: &str,
+            o: u64,
+            l: u64,
+        ) -> chunk_store::Result<Vec<u8>> {
+            self.0.read_range(kind, name, o, l)
+        }
+        fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
+            self.0.size(kind, name)
+        }
+        fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+            self.0.list(kind)
+        }
+        fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
+            self.0.delete(kind, name)
+        }
+        fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
+            self.0.exists(kind, name)
+        }
+    }
+    let backend = Arc::new(FailingPacks(MemoryBackend::new(), false.into()));
+    let (cache, store) = init(backend.clone(), true);
+    let kept = store.add_blob(BlobKind::Data, &noise(50, 1000)).unwrap().id;
+    store.flush().unwrap();
+    backend.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = store.add_blob(BlobKind::Data, &noise(51, 1000)).unwrap().id;
+    let err = store.flush().unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    // The blob whose pack failed is not claimed as stored; a retry stores it.
+    assert!(!store.contains(&failed).unwrap());
+    backend.1.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        store
+            .add_blob(BlobKind::Data, &noise(51, 1000))
+            .unwrap()
+            .stored
+    );
+    store.flush().unwrap();
+    drop(store);
+    let store = reopen(backend, &cache);
+    assert_eq!(store.get_blob(&kept).unwrap(), noise(50, 1000));
+    assert_eq!(store.get_blob(&failed).unwrap(), noise(51, 1000));
+}

@@ -1,0 +1,392 @@
+//! The content-defined chunker: cut points over slices and over readers.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Read};
+use std::iter::FusedIterator;
+
+use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks};
+
+use crate::error::Error;
+use crate::params::ChunkerParams;
+
+/// Smallest read buffer [`Chunker::stream`] uses.
+const MIN_STREAM_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Reusable content-defined chunker (FastCDC 2020, fastcdc `=5.0.0`).
+///
+/// Masks and (seeded) gear tables are computed once in [`Chunker::new`];
+/// chunking then allocates nothing per chunk. Cheap to share: it is
+/// `Send + Sync + Clone`, and every method takes `&self`.
+///
+/// Guarantee: for the same [`ChunkerParams`], [`Chunker::chunk_slice`],
+/// [`Chunker::stream`] and [`Chunker::chunk_reader`] all yield exactly the
+/// cut points of `fastcdc::v2020::FastCDC::with_level_and_seed` over the
+/// whole input held in memory, however the reader splits its reads. The
+/// chunks concatenate to the input; each is at most `max_size` bytes, and
+/// all but the last are at least `min_size` bytes. Empty input has no chunks.
+#[derive(Clone)]
+pub struct Chunker {
+    params: ChunkerParams,
+    min_size: usize,
+    avg_size: usize,
+    max_size: usize,
+    mask_s: u64,
+    mask_l: u64,
+    gear: Cow<'static, [u64]>,
+    gear_ls: Cow<'static, [u64]>,
+}
+
+impl Chunker {
+    /// Validates `params` and precomputes the masks and gear tables.
+    ///
+    /// # Errors
+    /// The errors of [`ChunkerParams::validate`].
+    pub fn new(params: ChunkerParams) -> Result<Self, Error> {
+        params.validate()?;
+        let avg_size = params.avg_size as usize;
+        let (mask_s, mask_l) = select_masks(avg_size, params.level());
+        let (gear, gear_ls) = get_gear_with_seed(params.seed);
+        Ok(Self {
+            params,
+            min_size: params.min_size as usize,
+            avg_size,
+            max_size: params.max_size as usize,
+            mask_s,
+            mask_l,
+            gear,
+            gear_ls,
+        })
+    }
+
+    /// The parameters this chunker was built with.
+    #[must_use]
+    pub fn params(&self) -> &ChunkerParams {
+        &self.params
+    }
+
+    /// Length of the next chunk at the start of `data`.
+    ///
+    /// Equal to the cut over the whole input only when `data` holds at least
+    /// `max_size` bytes or runs to the end of the input (fastcdc looks at how
+    /// much data remains when it is shorter than `avg_size`). Returns 0 only
+    /// for empty `data`.
+    #[inline]
+    fn cut(&self, data: &[u8]) -> usize {
+        let (_hash, len) = cut_gear(
+            data,
+            self.min_size,
+            self.avg_size,
+            self.max_size,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear,
+            &self.gear_ls,
+        );
+        len
+    }
+
+    /// Chunks in-memory data: an iterator over sub-slices of `data`, in
+    /// order, that concatenate to `data`. Allocates nothing.
+    #[must_use]
+    pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceChunks<'a> {
+        SliceChunks {
+            chunker: self,
+            rest: data,
+        }
+    }
+
+    /// Chunks anything that implements [`Read`], streaming.
+    ///
+    /// The returned [`ChunkStream`] lends each chunk from one internal buffer
+    /// of `max(4 × max_size, 8 MiB)` bytes, allocated once; the unconsumed
+    /// tail is moved to the front on refill, so there is no allocation per
+    /// chunk. Memory use is that buffer, whatever the input size.
+    #[must_use]
+    pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
+        let capacity = (4 * self.max_size).max(MIN_STREAM_BUFFER);
+        self.stream_with_capacity(reader, capacity)
+    }
+
+    /// Like [`Chunker::stream`], with a buffer of `capacity` bytes, raised to
+    /// at least `2 × max_size`. Cut points do not depend on the capacity; a
+    /// smaller buffer saves memory at the cost of more, smaller reads.
+    #[must_use]
+    pub fn stream_with_capacity<R: Read>(&self, reader: R, capacity: usize) -> ChunkStream<'_, R> {
+        let capacity = capacity.max(2 * self.max_size);
+        ChunkStream {
+            chunker: self,
+            reader,
+            buf: vec![0; capacity].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            bytes_read: 0,
+        }
+    }
+
+    /// Chunks `reader`, calling `f` with each chunk in order, and returns
+    /// the total number of bytes read (the sum of the chunk lengths).
+    ///
+    /// # Errors
+    /// Stops at, and returns, the first error: from reading (converted with
+    /// `E::from`; [`io::ErrorKind::Interrupted`] is retried) or from `f`.
+    pub fn chunk_reader<R: Read, E: From<io::Error>>(
+        &self,
+        reader: R,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut stream = self.stream(reader);
+        while let Some(chunk) = stream.next_chunk()? {
+            f(chunk)?;
+        }
+        Ok(stream.bytes_read())
+    }
+}
+
+impl fmt::Debug for Chunker {
+    /// The parameters only (the gear tables are derived from them).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunker")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Iterator over the chunks of an in-memory slice, from
+/// [`Chunker::chunk_slice`]. Yields non-empty sub-slices of the input.
+#[derive(Clone)]
+pub struct SliceChunks<'a> {
+    chunker: &'a Chunker,
+    rest: &'a [u8],
+}
+
+impl fmt::Debug for SliceChunks<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SliceChunks")
+            .field("chunker", self.chunker)
+            .field("remaining", &self.rest.len())
+            .finish()
+    }
+}
+
+impl<'a> SliceChunks<'a> {
+    /// The part of the input not yet yielded.
+    #[must_use]
+    pub fn remainder(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+impl<'a> Iterator for SliceChunks<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let len = self.chunker.cut(self.rest);
+        let (chunk, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(chunk)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.rest.len();
+        let lower = len.div_ceil(self.chunker.max_size);
+        let upper = len.div_ceil(self.chunker.min_size);
+        (lower, Some(upper))
+    }
+}
+
+impl FusedIterator for SliceChunks<'_> {}
+
+/// Streaming chunker over a [`Read`], from [`Chunker::stream`].
+///
+/// A lending iterator: call [`ChunkStream::next_chunk`] until it returns
+/// `Ok(None)`. Each chunk borrows the internal buffer until the next call.
+pub struct ChunkStream<'c, R> {
+    chunker: &'c Chunker,
+    reader: R,
+    buf: Box<[u8]>,
+    /// Start of the unconsumed data in `buf`.
+    start: usize,
+    /// End of the valid data in `buf`.
+    end: usize,
+    eof: bool,
+    bytes_read: u64,
+}
+
+impl<R> fmt::Debug for ChunkStream<'_, R> {
+    /// Position and buffer state, not the buffered bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkStream")
+            .field("chunker", self.chunker)
+            .field("capacity", &self.buf.len())
+            .field("buffered", &(self.end - self.start))
+            .field("eof", &self.eof)
+            .field("bytes_read", &self.bytes_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> ChunkStream<'_, R> {
+    /// The next chunk, or `Ok(None)` at the end of the input.
+    ///
+    /// # Errors
+    /// Any error from the reader other than [`io::ErrorKind::Interrupted`]
+    /// (which is retried). Data read before the error is kept, so calling
+    /// again after a transient error resumes where it stopped.
+    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+        let max = self.chunker.max_size;
+        // fastcdc's cut depends on the remaining length when it is below
+        // `max_size`: only cut once a full window is buffered, or at EOF.
+        while self.end - self.start < max && !self.eof {
+            if self.buf.len() - self.start < max {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.end += n;
+                    self.bytes_read += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let data = &self.buf[self.start..self.end];
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let len = self.chunker.cut(data);
+        let chunk_start = self.start;
+        self.start += len;
+        Ok(Some(&self.buf[chunk_start..self.start]))
+    }
+
+    /// Total bytes read from the reader so far. After `next_chunk` returned
+    /// `Ok(None)` this is the input length.
+    #[must_use]
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Gives the reader back (any buffered, unyielded data is dropped).
+    #[must_use]
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn small() -> Chunker {
+        Chunker::new(ChunkerParams::new(1024, 4096, 16384, 1, 0).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn empty_input_has_no_chunks() {
+        let c = small();
+        assert_eq!(c.chunk_slice(&[]).count(), 0);
+        let mut s = c.stream(&[][..]);
+        assert!(s.next_chunk().unwrap().is_none());
+        assert!(s.next_chunk().unwrap().is_none());
+        assert_eq!(s.bytes_read(), 0);
+    }
+
+    #[test]
+    fn zeros_cut_at_max() {
+        let c = small();
+        let data = vec![0u8; 16384 * 3 + 100];
+        let lens: Vec<usize> = c.chunk_slice(&data).map(<[u8]>::len).collect();
+        assert_eq!(lens, [16384, 16384, 16384, 100]);
+    }
+
+    #[test]
+    fn rejects_invalid_params() {
+        let p = ChunkerParams {
+            min_size: 1000,
+            ..ChunkerParams::default()
+        };
+        assert!(Chunker::new(p).is_err());
+    }
+
+    #[test]
+    fn debug_is_short() {
+        let c = small();
+        let data = vec![1u8; 100_000];
+        assert!(format!("{c:?}").len() < 200);
+        assert!(format!("{:?}", c.chunk_slice(&data)).len() < 300);
+        assert!(format!("{:?}", c.stream(&data[..])).len() < 400);
+    }
+
+    #[test]
+    fn is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Chunker>();
+    }
+
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("boom"));
+            }
+            self.0 -= 1;
+            if self.0.is_multiple_of(2) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(10);
+            buf[..n].fill(1);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_errors_propagate_and_interrupted_is_retried() {
+        let c = small();
+        let r: Result<u64, io::Error> = c.chunk_reader(Failing(20), |_| Ok(()));
+        assert_eq!(r.unwrap_err().to_string(), "boom");
+    }
+
+    #[test]
+    fn callback_error_stops() {
+        let c = small();
+        let data = vec![0u8; 100_000];
+        let mut calls = 0;
+        let r: Result<u64, io::Error> = c.chunk_reader(&data[..], |_| {
+            calls += 1;
+            if calls == 2 {
+                Err(io::Error::other("stop"))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r.unwrap_err().to_string(), "stop");
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn chunk_reader_counts_bytes() {
+        let c = small();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut total = 0;
+        let n = c
+            .chunk_reader::<_, io::Error>(&data[..], |ch| {
+                total += ch.len();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, 100_000);
+        assert_eq!(total, 100_000);
+    }
+}
