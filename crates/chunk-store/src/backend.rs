@@ -118,11 +118,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 pub const CONFIG_NAME: &str = "config";
 
 /// Checks that `name` is a plain file name that every backend can store: non-empty, at most
-/// 255 bytes, ASCII letters, digits, `-`, `_` and `.`, not starting with a dot (dot-names are
+/// 200 bytes (room for a temporary prefix within common 255-byte limits), ASCII letters, digits, `-`, `_` and `.`, not starting with a dot (dot-names are
 /// reserved for files in progress).
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 255
+        && name.len() <= 200
         && !name.starts_with('.')
         && name
             .bytes()

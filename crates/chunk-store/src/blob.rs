@@ -4,13 +4,13 @@
 //! Its stored form is `seal(zstd(content))`, or `seal(content)` flagged [`Encoding::Raw`] when
 //! zstd does not make it smaller (already-compressed data costs no decompression on restore).
 //! The seal's associated data is `id || format major (u16 LE) || kind (u8)`, so a blob cannot
-//! be passed off as another blob or another kind.
+//! be passed off as another blob or another kind. The major is the repository's (from its
+//! config), so that a later reader of an older repository rebuilds the same associated data.
 
 use std::cell::RefCell;
 
 use chunker::{ChunkId, IdHasher};
 
-use crate::config::FORMAT_MAJOR;
 use crate::error::{Error, Result};
 use crate::seal::Sealer;
 
@@ -74,10 +74,10 @@ impl Encoding {
 }
 
 /// Associated data of a blob's seal.
-fn blob_ad(id: &ChunkId, kind: BlobKind) -> [u8; 35] {
+fn blob_ad(id: &ChunkId, kind: BlobKind, format_major: u16) -> [u8; 35] {
     let mut ad = [0u8; 35];
     ad[..32].copy_from_slice(id.as_bytes());
-    ad[32..34].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    ad[32..34].copy_from_slice(&format_major.to_le_bytes());
     ad[34] = kind.to_byte();
     ad
 }
@@ -102,13 +102,14 @@ fn compression_error(e: std::io::Error) -> Error {
 /// `zstd_level` 0 stores every blob raw.
 pub(crate) fn encode_into(
     sealer: &Sealer,
+    format_major: u16,
     zstd_level: i32,
     id: &ChunkId,
     kind: BlobKind,
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Encoding> {
-    let ad = blob_ad(id, kind);
+    let ad = blob_ad(id, kind, format_major);
     if zstd_level == 0 {
         sealer.seal_into(out, data, &ad)?;
         return Ok(Encoding::Raw);
@@ -163,13 +164,19 @@ pub struct BlobLocation {
 /// guaranteed to hash to `id`.
 pub(crate) fn decode(
     sealer: &Sealer,
+    format_major: u16,
     hasher: &IdHasher,
     id: &ChunkId,
     location: &BlobLocation,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
     let file = format!("packs/{}", location.pack);
-    let plain = sealer.open(sealed, &blob_ad(id, location.kind), &file, location.offset)?;
+    let plain = sealer.open(
+        sealed,
+        &blob_ad(id, location.kind, format_major),
+        &file,
+        location.offset,
+    )?;
     let content = match location.encoding {
         Encoding::Raw => plain,
         Encoding::Zstd => zstd::bulk::decompress(&plain, location.raw_length as usize)

@@ -20,7 +20,7 @@ pub const FORMAT_MAJOR: u16 = 1;
 pub const FORMAT_MINOR: u16 = 0;
 
 /// Name and version of the chunking algorithm; part of the format, since cut points depend on it.
-pub const CHUNKER_ALGORITHM: &str = "fastcdc-2020/fastcdc-5.0.0";
+pub const CHUNKER_ALGORITHM: &str = "fastcdc-v2020/5.0.0";
 
 /// Default target size of a pack file.
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
@@ -111,6 +111,20 @@ impl RepoConfig {
             });
         }
         self.chunker_params(self.chunker.seed)?;
+        // An encrypted repository derives its seed from the key; a stored seed there (or a
+        // derived one without a key) would mean the file was altered.
+        if self.chunker.seed_from_key != self.is_encrypted()
+            || (self.chunker.seed_from_key && self.chunker.seed != 0)
+        {
+            return Err(Error::InvalidSetting {
+                name: "chunker.seed_from_key",
+                value: format!(
+                    "{} (seed {})",
+                    self.chunker.seed_from_key, self.chunker.seed
+                ),
+                expected: "true with seed 0 exactly when the repository is encrypted".to_string(),
+            });
+        }
         if !(0..=22).contains(&self.compression.zstd_level) {
             return Err(Error::InvalidSetting {
                 name: "compression.zstd_level",
@@ -135,11 +149,25 @@ impl RepoConfig {
         codec::frame_checked(CONFIG_MAGIC, FORMAT_MAJOR, &codec::encode(self, "config")?)
     }
 
-    /// Decodes and validates a config file; a newer major version is refused.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_, body) = codec::unframe_checked(bytes, CONFIG_MAGIC, FORMAT_MAJOR, "config")?;
+    /// Decodes and validates a config file; returns the repository's format major version
+    /// and the config. A newer major version is refused.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<(u16, Self)> {
+        let (major, body) = codec::unframe_checked(bytes, CONFIG_MAGIC, FORMAT_MAJOR, "config")?;
         let config: RepoConfig = codec::decode(body, "config", (codec::HEADER_LEN + 4) as u64)?;
         config.validate()?;
-        Ok(config)
+        Ok((major, config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_algorithm_names_the_pinned_chunker() {
+        assert_eq!(
+            CHUNKER_ALGORITHM,
+            format!("{}/{}", chunker::ALGORITHM, chunker::FASTCDC_VERSION)
+        );
     }
 }

@@ -124,6 +124,16 @@ pub enum Error {
         /// The missing blob.
         id: ChunkId,
     },
+    /// Packs could not be written since the last flush; blobs reported stored are missing.
+    #[error(
+        "{count} blob(s) added since the last flush could not be stored ({reason}); nothing that refers to them was committed: fix the cause and run the backup again"
+    )]
+    BlobsLost {
+        /// How many blobs were lost.
+        count: usize,
+        /// The first failure.
+        reason: String,
+    },
     /// A setting is out of range.
     #[error("invalid setting {name} = {value}: {expected}")]
     InvalidSetting {

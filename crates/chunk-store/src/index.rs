@@ -58,6 +58,18 @@ fn decode_location(b: &[u8; LOCATION_LEN]) -> Option<BlobLocation> {
     })
 }
 
+/// Whether an open failed because the file is not a database this redb can use.
+fn is_unusable_file(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::UpgradeRequired(_) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
 /// The redb blob index.
 #[derive(Debug)]
 pub(crate) struct Index {
@@ -93,7 +105,9 @@ impl Index {
         }
         let db = match Self::open_db(path) {
             Ok(db) => db,
-            Err(redb::DatabaseError::Storage(_) | redb::DatabaseError::UpgradeRequired(_)) => {
+            // Only a file that is not a usable database is replaced: another I/O error may be
+            // passing, and other processes may be using the file.
+            Err(e) if is_unusable_file(&e) => {
                 std::fs::remove_file(path).map_err(|source| Error::Io {
                     op: "remove unreadable index",
                     path: path.to_path_buf(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use chunker::ChunkId;
 
 use crate::codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pack::{EntryRecord, PackEntry};
 use crate::seal::Sealer;
 
@@ -37,10 +37,11 @@ struct PackRecord {
     blobs: Vec<EntryRecord>,
 }
 
-fn body_ad() -> [u8; 21] {
+/// Associated data of the body of an index file of `version`.
+fn body_ad(version: u16) -> [u8; 21] {
     let mut ad = [0u8; 21];
     ad[..19].copy_from_slice(b"RSPLINDX index file");
-    ad[19..].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    ad[19..].copy_from_slice(&version.to_le_bytes());
     ad
 }
 
@@ -57,16 +58,28 @@ pub(crate) fn encode(sealer: &Sealer, packs: &[IndexedPack]) -> Result<(String, 
     let body = codec::encode(&records, "index file")?;
     let mut bytes = Vec::with_capacity(codec::HEADER_LEN + body.len() + sealer.overhead());
     codec::write_header(&mut bytes, INDEX_MAGIC, INDEX_VERSION);
-    sealer.seal_into(&mut bytes, &body, &body_ad())?;
+    sealer.seal_into(&mut bytes, &body, &body_ad(INDEX_VERSION))?;
     Ok((blake3::hash(&bytes).to_hex().to_string(), bytes))
 }
 
 /// Decodes index file `name`; damage is an error naming `index/NAME`.
 pub(crate) fn decode(sealer: &Sealer, name: &str, bytes: &[u8]) -> Result<Vec<IndexedPack>> {
     let file = format!("index/{name}");
-    codec::read_header(bytes, INDEX_MAGIC, INDEX_VERSION, &file)?;
+    if blake3::hash(bytes).to_hex().as_str() != name {
+        return Err(Error::corrupt(
+            &file,
+            0,
+            "content does not match its name (the BLAKE3 of the file): the file was altered",
+        ));
+    }
+    let version = codec::read_header(bytes, INDEX_MAGIC, INDEX_VERSION, &file)?;
     let offset = codec::HEADER_LEN as u64;
-    let body = sealer.open(&bytes[codec::HEADER_LEN..], &body_ad(), &file, offset)?;
+    let body = sealer.open(
+        &bytes[codec::HEADER_LEN..],
+        &body_ad(version),
+        &file,
+        offset,
+    )?;
     let records: Vec<PackRecord> = codec::decode(&body, &file, offset)?;
     records
         .into_iter()

@@ -131,11 +131,25 @@ struct KeyFileBody {
     wrapped: Vec<u8>,
 }
 
-/// What a key file wraps: the master key and the id of the repository it belongs to.
+/// What a key file wraps: the master key, and the repository and config it belongs to. The
+/// config's hash authenticates the (plaintext) config: whoever alters it cannot make a key
+/// vouch for the altered version.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct WrappedKey {
     master: [u8; 32],
     repository_id: [u8; 32],
+    config_hash: [u8; 32],
+}
+
+/// Who creates a key file and when; recorded in the key file, public, shown by `key list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOrigin {
+    /// Host that creates the key.
+    pub hostname: String,
+    /// User that creates the key.
+    pub username: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_unix_seconds: i64,
 }
 
 /// Who created a key file and when; shown by `key list`.
@@ -163,11 +177,10 @@ pub(crate) struct KeyFile {
 pub(crate) fn wrap(
     master: &MasterKey,
     repository_id: [u8; 32],
+    config_hash: [u8; 32],
     password: &str,
     kdf: KdfParams,
-    hostname: String,
-    username: String,
-    created_unix_seconds: i64,
+    origin: &KeyOrigin,
 ) -> Result<KeyFile> {
     let mut salt = [0u8; 32];
     getrandom::fill(&mut salt).map_err(|e| Error::Crypto {
@@ -179,6 +192,7 @@ pub(crate) fn wrap(
         &WrappedKey {
             master: master.0,
             repository_id,
+            config_hash,
         },
         "wrapped key",
     )?);
@@ -187,9 +201,9 @@ pub(crate) fn wrap(
         kdf_algorithm: 1,
         kdf,
         salt,
-        created_unix_seconds,
-        hostname,
-        username,
+        created_unix_seconds: origin.created_unix_seconds,
+        hostname: origin.hostname.clone(),
+        username: origin.username.clone(),
         wrapped,
     };
     let bytes = codec::frame_checked(KEY_MAGIC, KEY_VERSION, &codec::encode(&body, "key file")?)?;
@@ -200,6 +214,13 @@ pub(crate) fn wrap(
 }
 
 fn decode_body(bytes: &[u8], file: &str) -> Result<KeyFileBody> {
+    if !file.ends_with(blake3::hash(bytes).to_hex().as_str()) {
+        return Err(Error::corrupt(
+            file,
+            0,
+            "content does not match its name (the BLAKE3 of the file): the file was altered",
+        ));
+    }
     let (_, body) = codec::unframe_checked(bytes, KEY_MAGIC, KEY_VERSION, file)?;
     let body: KeyFileBody = codec::decode(body, file, (codec::HEADER_LEN + 4) as u64)?;
     if body.kdf_algorithm != 1 {
@@ -224,10 +245,17 @@ pub(crate) fn info(name: &str, bytes: &[u8]) -> Result<KeyInfo> {
     })
 }
 
+/// A master key and what its key file says it belongs to.
+pub(crate) struct UnwrappedKey {
+    pub(crate) master: MasterKey,
+    pub(crate) repository_id: [u8; 32],
+    pub(crate) config_hash: [u8; 32],
+}
+
 /// The outcome of trying a password on one key file.
 pub(crate) enum Unwrapped {
-    /// The password opened it: the master key and the repository id it belongs to.
-    Opened(MasterKey, [u8; 32]),
+    /// The password opened it.
+    Opened(UnwrappedKey),
     /// The file is intact but the password does not open it.
     WrongPassword,
 }
@@ -244,8 +272,9 @@ pub(crate) fn unwrap_key(name: &str, bytes: &[u8], password: &str) -> Result<Unw
     };
     let payload = Zeroizing::new(payload);
     let wrapped: WrappedKey = codec::decode(&payload, &file, 0)?;
-    Ok(Unwrapped::Opened(
-        MasterKey(wrapped.master),
-        wrapped.repository_id,
-    ))
+    Ok(Unwrapped::Opened(UnwrappedKey {
+        master: MasterKey(wrapped.master),
+        repository_id: wrapped.repository_id,
+        config_hash: wrapped.config_hash,
+    }))
 }

@@ -58,6 +58,6 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use index_file::IndexedPack;
-pub use keys::{KdfParams, KeyInfo, MasterKey};
+pub use keys::{KdfParams, KeyInfo, KeyOrigin, MasterKey};
 pub use pack::PackEntry;
 pub use store::{AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE};

@@ -103,10 +103,11 @@ impl EntryRecord {
     }
 }
 
-fn trailer_ad() -> [u8; 18] {
+/// Associated data of the trailer of a pack of `version`.
+fn trailer_ad(version: u16) -> [u8; 18] {
     let mut ad = [0u8; 18];
     ad[..16].copy_from_slice(b"RSPLPACK trailer");
-    ad[16..].copy_from_slice(&PACK_VERSION.to_le_bytes());
+    ad[16..].copy_from_slice(&version.to_le_bytes());
     ad
 }
 
@@ -187,7 +188,7 @@ impl PackBuilder {
         let records: Vec<EntryRecord> = self.entries.iter().map(EntryRecord::from).collect();
         let trailer = codec::encode(&records, "pack trailer")?;
         let start = self.bytes.len();
-        sealer.seal_into(&mut self.bytes, &trailer, &trailer_ad())?;
+        sealer.seal_into(&mut self.bytes, &trailer, &trailer_ad(PACK_VERSION))?;
         let trailer_len = (self.bytes.len() - start) as u32;
         self.bytes.extend_from_slice(&trailer_len.to_le_bytes());
         self.bytes.extend_from_slice(FOOTER_MAGIC);
@@ -219,7 +220,7 @@ pub(crate) fn read_pack_trailer(
         ));
     }
     let header = backend.read_range(FileKind::Pack, name, 0, codec::HEADER_LEN as u64)?;
-    codec::read_header(&header, PACK_MAGIC, PACK_VERSION, &file)?;
+    let version = codec::read_header(&header, PACK_MAGIC, PACK_VERSION, &file)?;
     let footer_at = size - FOOTER_LEN;
     let footer = backend.read_range(FileKind::Pack, name, footer_at, FOOTER_LEN)?;
     if &footer[4..] != FOOTER_MAGIC {
@@ -243,7 +244,7 @@ pub(crate) fn read_pack_trailer(
             )
         })?;
     let sealed = backend.read_range(FileKind::Pack, name, blobs_end, trailer_len)?;
-    let trailer = sealer.open(&sealed, &trailer_ad(), &file, blobs_end)?;
+    let trailer = sealer.open(&sealed, &trailer_ad(version), &file, blobs_end)?;
     let records: Vec<EntryRecord> = codec::decode(&trailer, &file, blobs_end)?;
     let mut entries = Vec::with_capacity(records.len());
     for record in &records {

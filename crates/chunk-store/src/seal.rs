@@ -3,8 +3,9 @@
 //! Encrypted: `nonce (24 random bytes) || XChaCha20-Poly1305 ciphertext || tag (16)`, with
 //! associated data that binds the sealed bytes to what they are (a blob's id and kind, a pack
 //! trailer, an index file), so that no sealed piece can be moved to another place unnoticed.
-//! Unencrypted: `plaintext || BLAKE3(associated data || plaintext)[..16]`, which detects
-//! damage (not tampering) the same way.
+//! Unencrypted: `plaintext || BLAKE3(len(ad) as u64 LE || ad || plaintext)[..16]`, which
+//! detects damage (not tampering) the same way; the length prefix keeps two contexts of
+//! different lengths from ever producing the same input.
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -36,6 +37,7 @@ impl std::fmt::Debug for Sealer {
 
 fn plain_tag(ad: &[u8], plaintext: &[u8]) -> [u8; TAG_LEN] {
     let mut hasher = blake3::Hasher::new();
+    hasher.update(&(ad.len() as u64).to_le_bytes());
     hasher.update(ad);
     hasher.update(plaintext);
     let mut tag = [0u8; TAG_LEN];

@@ -10,12 +10,12 @@ use crate::backend::{Backend, CONFIG_NAME, FileKind};
 use crate::blob::{self, BlobKind, BlobLocation, Encoding};
 use crate::config::{
     CHUNKER_ALGORITHM, ChunkerConfig, CompressionConfig, DEFAULT_PACK_SIZE, DEFAULT_ZSTD_LEVEL,
-    EncryptionConfig, FORMAT_MINOR, RepoConfig,
+    EncryptionConfig, FORMAT_MAJOR, FORMAT_MINOR, RepoConfig,
 };
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index_file::{self, IndexedPack};
-use crate::keys::{self, KdfParams, KeyInfo, MasterKey, Unwrapped};
+use crate::keys::{self, KdfParams, KeyInfo, KeyOrigin, MasterKey, Unwrapped};
 use crate::pack::{self, PackBuilder, PackEntry};
 use crate::seal::Sealer;
 
@@ -25,6 +25,10 @@ pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
 /// Written packs not yet listed in an index file; past this many, an index file is written
 /// during `add`, so that an interrupted backup leaves reusable, indexed packs behind.
 const PACKS_PER_INDEX_FILE: usize = 32;
+/// Most blobs in one pack, and most blobs listed by one index file: keeps trailers and index
+/// files far below the codec's size limit even when blobs are tiny.
+const MAX_PACK_ENTRIES: usize = 100_000;
+const MAX_INDEX_FILE_ENTRIES: usize = 1_000_000;
 
 /// Settings of a new repository.
 #[derive(Debug, Clone)]
@@ -40,12 +44,8 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Argon2id cost of the first key.
     pub kdf: KdfParams,
-    /// Host name recorded in the first key file.
-    pub hostname: String,
-    /// User name recorded in the first key file.
-    pub username: String,
-    /// Creation time recorded in the first key file (seconds since the Unix epoch).
-    pub created_unix_seconds: i64,
+    /// Who creates the first key file, and when.
+    pub key_origin: KeyOrigin,
 }
 
 impl Default for InitOptions {
@@ -56,9 +56,7 @@ impl Default for InitOptions {
             zstd_level: DEFAULT_ZSTD_LEVEL,
             pack_size: DEFAULT_PACK_SIZE,
             kdf: KdfParams::default(),
-            hostname: String::new(),
-            username: String::new(),
-            created_unix_seconds: 0,
+            key_origin: KeyOrigin::default(),
         }
     }
 }
@@ -78,6 +76,11 @@ struct WriteState {
     tree: Option<PackBuilder>,
     pending: HashMap<ChunkId, Pending>,
     unindexed: Vec<IndexedPack>,
+    /// Blobs in unindexed packs.
+    unindexed_entries: usize,
+    /// Blobs whose pack could not be written since the last flush, and the first reason.
+    /// Other threads were told those blobs were stored, so the next flush must fail.
+    lost: Option<(usize, String)>,
 }
 
 impl WriteState {
@@ -115,6 +118,10 @@ pub struct ChunkStore {
     hasher: IdHasher,
     chunker: Chunker,
     master: Option<MasterKey>,
+    /// Format major version of the repository (from the config header).
+    format_major: u16,
+    /// BLAKE3 of the config file, which every key file vouches for.
+    config_hash: [u8; 32],
     index: Index,
     state: Mutex<WriteState>,
 }
@@ -164,17 +171,18 @@ impl ChunkStore {
             pack_size: options.pack_size,
         };
         config.validate()?;
+        let config_bytes = config.to_bytes()?;
+        let config_hash = *blake3::hash(&config_bytes).as_bytes();
         let master = match &options.password {
             Some(password) => {
                 let master = MasterKey::generate()?;
                 let key = keys::wrap(
                     &master,
                     repository_id,
+                    config_hash,
                     password,
                     options.kdf,
-                    options.hostname.clone(),
-                    options.username.clone(),
-                    options.created_unix_seconds,
+                    &options.key_origin,
                 )?;
                 backend.write(FileKind::Key, &key.name, &key.bytes)?;
                 Some(master)
@@ -183,8 +191,13 @@ impl ChunkStore {
         };
         // The config goes last: a repository without one does not exist yet, so a crash
         // above leaves nothing that `open` would accept half-made.
-        backend.write(FileKind::Config, CONFIG_NAME, &config.to_bytes()?)?;
-        Self::assemble(backend, config, master, index_path.into())
+        backend.write(FileKind::Config, CONFIG_NAME, &config_bytes)?;
+        Self::assemble(
+            backend,
+            (FORMAT_MAJOR, config, config_hash),
+            master,
+            index_path.into(),
+        )
     }
 
     /// Reads the config of the repository on `backend` without opening it (no password needed).
@@ -192,8 +205,16 @@ impl ChunkStore {
     /// Fails with [`Error::NoRepository`] if there is none, [`Error::UnsupportedVersion`] if it
     /// was written by a newer major format version.
     pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+        Ok(Self::read_config_file(backend)?.1)
+    }
+
+    /// The format major, config and config hash.
+    fn read_config_file(backend: &dyn Backend) -> Result<(u16, RepoConfig, [u8; 32])> {
         match backend.read(FileKind::Config, CONFIG_NAME) {
-            Ok(bytes) => RepoConfig::from_bytes(&bytes),
+            Ok(bytes) => {
+                let (major, config) = RepoConfig::from_bytes(&bytes)?;
+                Ok((major, config, *blake3::hash(&bytes).as_bytes()))
+            }
             Err(e) if e.is_not_found() => Err(Error::NoRepository {
                 location: backend.location(),
             }),
@@ -212,21 +233,42 @@ impl ChunkStore {
         password: Option<&str>,
         index_path: impl Into<PathBuf>,
     ) -> Result<Self> {
-        let config = Self::read_config(backend.as_ref())?;
+        let config_file = Self::read_config_file(backend.as_ref())?;
+        let (_, config, config_hash) = &config_file;
         let master = if config.is_encrypted() {
             let Some(password) = password else {
                 return Err(Error::WrongPassword { tried: 0 });
             };
-            Some(Self::unlock(backend.as_ref(), &config, password)?)
+            Some(Self::unlock(
+                backend.as_ref(),
+                config,
+                config_hash,
+                password,
+            )?)
         } else {
+            // Flipping the config to "unencrypted" would make this program write plaintext
+            // into an encrypted repository; key files betray such a config.
+            if !backend.list(FileKind::Key)?.is_empty() {
+                return Err(Error::corrupt(
+                    CONFIG_NAME,
+                    0,
+                    "the config says the repository is not encrypted, but keys/ holds key \
+                     files: the config was altered; restore it from a copy",
+                ));
+            }
             None
         };
-        let store = Self::assemble(backend, config, master, index_path.into())?;
+        let store = Self::assemble(backend, config_file, master, index_path.into())?;
         store.sync_index()?;
         Ok(store)
     }
 
-    fn unlock(backend: &dyn Backend, config: &RepoConfig, password: &str) -> Result<MasterKey> {
+    fn unlock(
+        backend: &dyn Backend,
+        config: &RepoConfig,
+        config_hash: &[u8; 32],
+        password: &str,
+    ) -> Result<MasterKey> {
         let names = backend.list(FileKind::Key)?;
         if names.is_empty() {
             return Err(Error::NoKeys {
@@ -240,15 +282,27 @@ impl ChunkStore {
                 .read(FileKind::Key, name)
                 .and_then(|bytes| keys::unwrap_key(name, &bytes, password));
             match outcome {
-                Ok(Unwrapped::Opened(master, repository_id)) => {
-                    if repository_id != config.repository_id {
-                        return Err(Error::ForeignKey {
+                Ok(Unwrapped::Opened(key)) => {
+                    if key.repository_id != config.repository_id {
+                        // A key left by an interrupted `init` of another repository here:
+                        // it must not hide a key that belongs.
+                        first_damage.get_or_insert(Error::ForeignKey {
                             name: name.clone(),
-                            found: hex::encode(repository_id),
+                            found: hex::encode(key.repository_id),
                             expected: config.repository_id_hex(),
                         });
+                    } else if key.config_hash != *config_hash {
+                        return Err(Error::corrupt(
+                            CONFIG_NAME,
+                            0,
+                            format!(
+                                "the config is not the one key file keys/{name} was made for: \
+                                 it was altered; restore it from a copy"
+                            ),
+                        ));
+                    } else {
+                        return Ok(key.master);
                     }
-                    return Ok(master);
                 }
                 Ok(Unwrapped::WrongPassword) => tried += 1,
                 // A damaged key file must not hide an intact one that opens: try the rest.
@@ -265,7 +319,7 @@ impl ChunkStore {
 
     fn assemble(
         backend: Arc<dyn Backend>,
-        config: RepoConfig,
+        (format_major, config, config_hash): (u16, RepoConfig, [u8; 32]),
         master: Option<MasterKey>,
         index_path: PathBuf,
     ) -> Result<Self> {
@@ -286,6 +340,8 @@ impl ChunkStore {
             hasher,
             chunker,
             master,
+            format_major,
+            config_hash,
             index,
             state: Mutex::new(WriteState::default()),
         })
@@ -346,6 +402,7 @@ impl ChunkStore {
     ) -> Result<Encoding> {
         blob::encode_into(
             &self.sealer,
+            self.format_major,
             self.config.compression.zstd_level,
             id,
             kind,
@@ -409,6 +466,7 @@ impl ChunkStore {
             sealed.clear();
             let encoding = blob::encode_into(
                 &self.sealer,
+                self.format_major,
                 self.config.compression.zstd_level,
                 &id,
                 kind,
@@ -423,7 +481,7 @@ impl ChunkStore {
                     .get_or_insert_with(|| PackBuilder::new(pack_size + sealed.len()));
                 // `data.len()` <= MAX_BLOB_SIZE, which fits in a u32.
                 open.add(id, kind, encoding, data.len() as u32, sealed)?;
-                if open.len() >= pack_size {
+                if open.len() >= pack_size || open.entries().len() >= MAX_PACK_ENTRIES {
                     state.open_pack(kind).take()
                 } else {
                     None
@@ -431,7 +489,7 @@ impl ChunkStore {
             };
             if let Some(full) = full {
                 self.write_pack(full)?;
-                self.write_index_if_due(PACKS_PER_INDEX_FILE)?;
+                self.write_index_if_due(false)?;
             }
             Ok(AddOutcome {
                 id,
@@ -457,6 +515,7 @@ impl ChunkStore {
                         .pending
                         .insert(entry.id, Pending::Written(entry.location(pack.id)));
                 }
+                state.unindexed_entries += pack.entries.len();
                 state.unindexed.push(IndexedPack {
                     pack: pack.id,
                     size: pack.bytes.len() as u64,
@@ -465,22 +524,30 @@ impl ChunkStore {
                 Ok(())
             }
             Err(e) => {
-                // The blobs of a pack that did not reach the backend are not stored.
+                // The blobs of a pack that did not reach the backend are not stored, though
+                // the threads that added them were told they were: remember it for flush.
+                let count = ids.len();
                 for id in ids {
                     state.pending.remove(&id);
                 }
+                let lost = state.lost.get_or_insert_with(|| (0, e.to_string()));
+                lost.0 += count;
                 Err(e)
             }
         }
     }
 
-    /// Writes an index file for the written packs if there are at least `threshold` of them.
-    fn write_index_if_due(&self, threshold: usize) -> Result<()> {
+    /// Writes an index file for the written packs, if there are any and either `always` is set
+    /// or enough have gathered.
+    fn write_index_if_due(&self, always: bool) -> Result<()> {
         let packs = {
             let mut state = self.state();
-            if state.unindexed.is_empty() || state.unindexed.len() < threshold {
+            let due = state.unindexed.len() >= PACKS_PER_INDEX_FILE
+                || state.unindexed_entries >= MAX_INDEX_FILE_ENTRIES;
+            if state.unindexed.is_empty() || !(always || due) {
                 return Ok(());
             }
+            state.unindexed_entries = 0;
             std::mem::take(&mut state.unindexed)
         };
         let result = index_file::encode(&self.sealer, &packs).and_then(|(name, bytes)| {
@@ -499,6 +566,7 @@ impl ChunkStore {
             }
             Err(e) => {
                 // Keep them for the next attempt: the packs are written and readable.
+                state.unindexed_entries += packs.iter().map(|p| p.blobs.len()).sum::<usize>();
                 state.unindexed.extend(packs);
                 Err(e)
             }
@@ -508,6 +576,11 @@ impl ChunkStore {
     /// Makes every blob added before this call durable: seals and writes the open packs, then
     /// writes one index file listing every pack not yet listed, and records it in the fast
     /// index. Blobs added concurrently with the call may go to the next flush.
+    ///
+    /// `Ok` guarantees that every blob whose add returned `Ok` since the previous flush is
+    /// stored. If any pack could not be written since then, this returns
+    /// [`Error::BlobsLost`] (once): nothing that refers to those blobs may be written, and they
+    /// must be added again.
     pub fn flush(&self) -> Result<()> {
         let open: Vec<PackBuilder> = {
             let mut state = self.state();
@@ -517,10 +590,23 @@ impl ChunkStore {
                 .filter(|p| !p.is_empty())
                 .collect()
         };
+        // Write every pack even if one fails, so that no blob is left stranded as "pending".
+        let mut first_error = None;
         for pack in open {
-            self.write_pack(pack)?;
+            if let Err(e) = self.write_pack(pack) {
+                first_error.get_or_insert(e);
+            }
         }
-        self.write_index_if_due(1)
+        if let Err(e) = self.write_index_if_due(true) {
+            first_error.get_or_insert(e);
+        }
+        if let Some((count, reason)) = self.state().lost.take() {
+            return Err(Error::BlobsLost { count, reason });
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Where a blob is, if the repository has it in a written pack.
@@ -543,7 +629,14 @@ impl ChunkStore {
                 location.offset,
                 u64::from(location.length),
             )?;
-            return blob::decode(&self.sealer, &self.hasher, id, &location, &sealed);
+            return blob::decode(
+                &self.sealer,
+                self.format_major,
+                &self.hasher,
+                id,
+                &location,
+                &sealed,
+            );
         }
         // A blob added in this session may still sit in an open pack.
         let state = self.state();
@@ -557,6 +650,7 @@ impl ChunkStore {
             let location = entry.location(ChunkId::from_bytes([0; 32]));
             return blob::decode(
                 &self.sealer,
+                self.format_major,
                 &self.hasher,
                 id,
                 &location,
@@ -638,14 +732,7 @@ impl ChunkStore {
     }
 
     /// Adds a key file that opens this repository with `password`; returns its name.
-    pub fn add_key(
-        &self,
-        password: &str,
-        kdf: KdfParams,
-        hostname: String,
-        username: String,
-        created_unix_seconds: i64,
-    ) -> Result<String> {
+    pub fn add_key(&self, password: &str, kdf: KdfParams, origin: &KeyOrigin) -> Result<String> {
         let Some(master) = &self.master else {
             return Err(Error::InvalidSetting {
                 name: "key",
@@ -657,11 +744,10 @@ impl ChunkStore {
         let key = keys::wrap(
             master,
             self.config.repository_id,
+            self.config_hash,
             password,
             kdf,
-            hostname,
-            username,
-            created_unix_seconds,
+            origin,
         )?;
         self.backend.write(FileKind::Key, &key.name, &key.bytes)?;
         Ok(key.name)

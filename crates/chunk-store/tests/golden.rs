@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chunk_store::{
-    Backend, BlobKind, ChunkStore, EncryptionConfig, FileKind, InitOptions, KdfParams, LocalBackend,
+    Backend, BlobKind, ChunkStore, EncryptionConfig, FileKind, InitOptions, KdfParams, KeyOrigin,
+    LocalBackend,
 };
 use chunker::ChunkerParams;
 
@@ -58,9 +59,11 @@ fn golden_options(encrypted: bool) -> InitOptions {
         chunker: ChunkerParams::new(4096, 16384, 65536, 1, 0x60_1D).unwrap(),
         pack_size: 1024 * 1024,
         zstd_level: 3,
-        hostname: "golden-host".into(),
-        username: "golden-user".into(),
-        created_unix_seconds: 1_795_000_000,
+        key_origin: KeyOrigin {
+            hostname: "golden-host".into(),
+            username: "golden-user".into(),
+            created_unix_seconds: 1_795_000_000,
+        },
     }
 }
 
@@ -72,22 +75,22 @@ const GOLDEN_FILES: [(&str, &[&str]); 2] = [
     (
         "golden-v1-encrypted",
         &[
-            "index/306d5c0c05b1d5bef1ca0ca084e43c3367a496b9e5325c9262df78ca95840a37",
-            "index/dcea2d9e32b08a9db8a6ff3cf39d6ce9a6e72da9d3ce2f7f7d570aa1157f5074",
-            "keys/a29583b59c4480d914791349b957e23b3990dfcee562bc763555213edb7caa02",
-            "packs/b45d756ae3cb0151188789d98d13665a91f6c131be032c5fc51f866a7f0e522a",
-            "packs/d54bf0b322c71b9cd9cf22c5c07ca92aed79c7dbd87c192bbc82971a98eaaa11",
-            "packs/ef35175997ff7b1855f0ef4e178efba72014282368664b2233e22221232c777f",
+            "index/87cb3efd1c59f277b10fea76c98421bf2da6c7cffb77454e87acd66e7d3359e0",
+            "index/9d52463d16d2d55a9eef5f1c981dd8c6ef760cc98711aa4fd6a4f669dc407b78",
+            "keys/88f04b853261a9358043bef72a9242be29b55d77d406c0877b69b11af881a3c9",
+            "packs/280a8e5607e5a4d6bd33c588bcfb1879422e0c6f3ee25027b885d5601093f38d",
+            "packs/281eb6ebc42a9b33db1d810585272af0bb63afbc117a57aa5ead515c19913fa6",
+            "packs/341535a45242e7e20e730829d78032af908ccee5a7b830ed75d84f2dbac422bb",
         ],
     ),
     (
         "golden-v1-plain",
         &[
-            "index/327e7778b86f8e32f83bce663b5ba30394f72bd40e99fc39dfc1de45caf0e548",
-            "index/f22caf382dd3ea0d9620c32bd9ede89646eb2a84461f3e7e6aa7d034d0fa5893",
-            "packs/3dfe95244c543b0b164e0deae846363b1114b32134f8b53c874ca28a798ebdb5",
-            "packs/8a45cb1b36d702943561d97f07b69423e5ad95b91918e97dfb3f7845a0b17a0b",
-            "packs/b779b57b87d3902eefb5c81c4c7e60dc904fbe47738765d854a7b45eb2ac929c",
+            "index/3a5484584f8de4bc21f9ee1467258cf74254b748a905ee0a26fe59ffc8e9bb70",
+            "index/85eb30f61af538dccced06b9e8230ff53c5b7e5e5ddc9ed35218e1d0f43fc602",
+            "packs/2fb3e2c2383a39e419e453ee3c06e73eb27298a493e6c15309f359323e9dd311",
+            "packs/3a13595dcbb6cb63d826ccd73f557a538cda144fe052bf534c7f6f9d8d0de690",
+            "packs/3cfcfd5b7c5123fe720de2d7a965953fba8795007a0046761fcb0ae37d65e820",
         ],
     ),
 ];

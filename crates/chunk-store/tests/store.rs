@@ -189,9 +189,11 @@ fn wrong_password_is_a_distinct_error_and_every_key_opens() {
         .add_key(
             "second password",
             KdfParams::insecure_fast(),
-            "host".into(),
-            "user".into(),
-            42,
+            &chunk_store::KeyOrigin {
+                hostname: "host".into(),
+                username: "user".into(),
+                created_unix_seconds: 42,
+            },
         )
         .unwrap();
     let keys = store.list_keys().unwrap();
@@ -629,4 +631,159 @@ fn a_failing_backend_loses_nothing_already_stored() {
     let store = reopen(backend, &cache);
     assert_eq!(store.get_blob(&kept).unwrap(), noise(50, 1000));
     assert_eq!(store.get_blob(&failed).unwrap(), noise(51, 1000));
+}
+
+#[test]
+fn an_altered_config_is_detected_by_the_keys() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    drop(store);
+    let index = cache.path().join("index.redb");
+    let original = backend.read(FileKind::Config, "config").unwrap();
+
+    // Another valid config (other pack size) with a correct checksum: the key does not vouch for it.
+    let other = ChunkStore::init(
+        Arc::new(MemoryBackend::new()),
+        &InitOptions {
+            pack_size: 2 * 1024 * 1024,
+            ..options(true)
+        },
+        cache.path().join("other.redb"),
+    )
+    .unwrap();
+    let mut forged = other.backend().read(FileKind::Config, "config").unwrap();
+    // Keep this repository's id so that only the settings differ.
+    forged[14 + 2..14 + 2 + 32].copy_from_slice(&original[14 + 2..14 + 2 + 32]);
+    let body_end = forged.len() - 32;
+    let sum = blake3::hash(&forged[..body_end]);
+    forged[body_end..].copy_from_slice(sum.as_bytes());
+    backend.write(FileKind::Config, "config", &forged).unwrap();
+    match ChunkStore::open(backend.clone(), Some(PASSWORD), &index) {
+        Err(Error::Corrupt { file, reason, .. }) => {
+            assert_eq!(file, "config");
+            assert!(reason.contains("altered"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+
+    // A config flipped to "unencrypted" is refused because key files exist.
+    let plain = ChunkStore::init(
+        Arc::new(MemoryBackend::new()),
+        &options(false),
+        cache.path().join("plain.redb"),
+    )
+    .unwrap();
+    let plain_config = plain.backend().read(FileKind::Config, "config").unwrap();
+    backend
+        .write(FileKind::Config, "config", &plain_config)
+        .unwrap();
+    assert!(matches!(
+        ChunkStore::open(backend.clone(), None, &index),
+        Err(Error::Corrupt { .. })
+    ));
+
+    backend
+        .write(FileKind::Config, "config", &original)
+        .unwrap();
+    ChunkStore::open(backend, Some(PASSWORD), &index).unwrap();
+}
+
+#[test]
+fn a_key_left_by_another_repository_does_not_hide_the_right_one() {
+    let backend = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    drop(store);
+    // A key file of another repository with the same password, as an interrupted `init`
+    // of a second repository at the same place would leave.
+    let stray = MemoryBackend::new();
+    let other = ChunkStore::init(
+        Arc::new(stray.clone()),
+        &options(true),
+        cache.path().join("o.redb"),
+    )
+    .unwrap();
+    drop(other);
+    for name in stray.list(FileKind::Key).unwrap() {
+        backend
+            .write(
+                FileKind::Key,
+                &name,
+                &stray.read(FileKind::Key, &name).unwrap(),
+            )
+            .unwrap();
+    }
+    assert_eq!(backend.list(FileKind::Key).unwrap().len(), 2);
+    ChunkStore::open(
+        backend.clone(),
+        Some(PASSWORD),
+        cache.path().join("index.redb"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_pack_lost_during_add_makes_the_next_flush_fail() {
+    #[derive(Debug)]
+    struct NoPacks(MemoryBackend);
+    impl Backend for NoPacks {
+        fn location(&self) -> String {
+            "no packs".into()
+        }
+        fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
+            if kind == FileKind::Pack {
+                return Err(Error::Io {
+                    op: "write",
+                    path: name.into(),
+                    source: std::io::Error::other("disk quota exceeded"),
+                });
+            }
+            self.0.write(kind, name, data)
+        }
+        fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+            self.0.read(kind, name)
+        }
+        fn read_range(
+            &self,
+            kind: FileKind,
+            name: &str,
+            o: u64,
+            l: u64,
+        ) -> chunk_store::Result<Vec<u8>> {
+            self.0.read_range(kind, name, o, l)
+        }
+        fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
+            self.0.size(kind, name)
+        }
+        fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+            self.0.list(kind)
+        }
+        fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
+            self.0.delete(kind, name)
+        }
+        fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
+            self.0.exists(kind, name)
+        }
+    }
+    let (_cache, store) = init(Arc::new(NoPacks(MemoryBackend::new())), false);
+    // The first blobs are accepted into the open pack; the one that fills it fails.
+    let mut accepted = 0;
+    let mut failed = false;
+    for i in 0..40 {
+        match store.add_blob(BlobKind::Data, &noise(100 + i, 60_000)) {
+            Ok(outcome) => accepted += usize::from(outcome.stored),
+            Err(e) => {
+                assert!(e.to_string().contains("disk quota"), "{e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed && accepted > 0);
+    match store.flush() {
+        Err(Error::BlobsLost { count, reason }) => {
+            assert!(count > accepted, "{count} lost, {accepted} accepted");
+            assert!(reason.contains("disk quota"));
+        }
+        other => panic!("expected BlobsLost, got {other:?}"),
+    }
 }

@@ -71,12 +71,28 @@ impl LocalBackend {
     }
 }
 
+/// Creates `dir` and its missing parents (0700), syncing each parent that gained an entry so
+/// that the new folders survive a crash along with the files about to be written in them.
 fn create_dir_all(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_all(parent)?;
+    }
     let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io_err("create directory", dir))
+    match builder.create(dir) {
+        Ok(()) => {}
+        // Another writer created it first.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(io_err("create directory", dir)(e)),
+    }
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
 }
 
 fn create_private_file(path: &Path) -> Result<File> {
