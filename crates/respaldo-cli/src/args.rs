@@ -1,0 +1,315 @@
+//! The command line as clap sees it: raw flags, and the parsers that turn snapshot names and
+//! times into engine values.
+//!
+//! Nothing here touches a repository. Each command module turns its arguments into the
+//! engine's option structs; [`Global`] becomes a [`crate::output::Ui`] in one place.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use respaldo::SnapshotSpec;
+
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  RESPALDO_REPOSITORY     repository location (instead of --repo)
+  RESPALDO_PASSWORD       repository password
+  RESPALDO_PASSWORD_FILE  file holding the password (instead of --password-file)
+  RESPALDO_CACHE_DIR      folder for the local index cache (default: ~/.cache/respaldo)
+
+Exit codes: 0 success, 1 error, 2 invalid arguments, 3 backup saved but some sources could not
+be read, 10 no repository at the location, 11 repository locked, 12 wrong or missing password.";
+
+/// A content-addressed, deduplicating backup store.
+#[derive(Debug, Parser)]
+#[command(name = "respaldo", version, propagate_version = true, after_help = ENVIRONMENT_HELP)]
+pub struct Args {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the command name.
+#[derive(Debug, ClapArgs)]
+pub struct Global {
+    /// Repository location (a local folder).
+    #[arg(
+        long,
+        short = 'r',
+        global = true,
+        help_heading = "Global options",
+        env = "RESPALDO_REPOSITORY",
+        value_name = "PATH"
+    )]
+    pub repo: Option<PathBuf>,
+    /// Read the repository password from FILE (first line).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RESPALDO_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// Print JSON instead of text (JSON lines for backup and restore).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+    /// Print nothing but errors and the data asked for.
+    #[arg(
+        long,
+        short = 'q',
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
+    pub quiet: bool,
+    /// Print more detail (each warning, each file); repeat for more.
+    #[arg(long, short = 'v', global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new repository.
+    Init(InitArgs),
+    /// Back up files and folders (or standard input) into a new snapshot.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(SnapshotsArgs),
+    /// Restore a snapshot, whole or in part, into a folder.
+    Restore(RestoreArgs),
+    /// List the files of a snapshot.
+    Ls(LsArgs),
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+    /// Write one file of a snapshot to standard output.
+    Dump(DumpArgs),
+    /// Show sizes, deduplication and compression of a snapshot or of the repository.
+    Stats(StatsArgs),
+}
+
+/// `init`.
+#[derive(Debug, ClapArgs)]
+pub struct InitArgs {
+    /// Store everything unencrypted (no password; chunk ids reveal content hashes).
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// Test only: derive the key with the cheapest Argon2id parameters, so that a password
+    /// protects nothing. Never use it for real data.
+    #[arg(
+        long,
+        hide = true,
+        env = "RESPALDO_INSECURE_KDF_FOR_TESTS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_kdf: bool,
+}
+
+/// `backup`.
+#[derive(Debug, ClapArgs)]
+pub struct BackupArgs {
+    /// Files and folders to back up.
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "stdin",
+        conflicts_with_all = ["stdin", "stdin_filename"]
+    )]
+    pub paths: Vec<PathBuf>,
+    /// Add a tag to the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Leave out paths matching GLOB, gitignore syntax (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from FILE, one per line (repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out folders that contain a file named NAME (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not cross file system boundaries.
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Compare with this snapshot instead of the newest one of the same host and paths.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Back up standard input as one file.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the file that holds standard input in the snapshot [default: stdin].
+    #[arg(long, value_name = "NAME", requires = "stdin")]
+    pub stdin_filename: Option<String>,
+}
+
+/// Snapshot filters shared by commands that list snapshots.
+#[derive(Debug, ClapArgs)]
+pub struct FilterArgs {
+    /// Only snapshots of HOST (repeatable: any of them).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots carrying TAG (repeatable: all of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include PATH (repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `snapshots`.
+#[derive(Debug, ClapArgs)]
+pub struct SnapshotsArgs {
+    /// Which snapshots to list.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// `restore`.
+#[derive(Debug, ClapArgs)]
+pub struct RestoreArgs {
+    /// Snapshot to restore: an id, a unique id prefix, or `latest`.
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot, required_unless_present = "at")]
+    pub snapshot: Option<SnapshotSpec>,
+    /// Restore the newest snapshot taken at or before TIME (RFC 3339, or
+    /// `YYYY-MM-DD HH:MM[:SS]` in local time).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "snapshot")]
+    pub at: Option<i64>,
+    /// Folder to restore into (created if missing).
+    #[arg(long, short = 't', value_name = "DIR")]
+    pub target: PathBuf,
+    /// Restore only paths matching P, with everything below them (repeatable).
+    #[arg(long = "include", value_name = "P")]
+    pub includes: Vec<String>,
+    /// Leave out paths matching P, with everything below them (repeatable).
+    #[arg(long = "exclude", value_name = "P")]
+    pub excludes: Vec<String>,
+    /// Read every restored file back and compare it with the snapshot.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// `ls`.
+#[derive(Debug, ClapArgs)]
+pub struct LsArgs {
+    /// Snapshot: an id, a unique id prefix, or `latest`.
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub snapshot: SnapshotSpec,
+    /// List only below this path of the snapshot.
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+}
+
+/// `diff`.
+#[derive(Debug, ClapArgs)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub from: SnapshotSpec,
+    /// The newer snapshot.
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub to: SnapshotSpec,
+}
+
+/// `dump`.
+#[derive(Debug, ClapArgs)]
+pub struct DumpArgs {
+    /// Snapshot: an id, a unique id prefix, or `latest`.
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub snapshot: SnapshotSpec,
+    /// Path of the file in the snapshot.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+}
+
+/// `stats`.
+#[derive(Debug, ClapArgs)]
+pub struct StatsArgs {
+    /// Snapshot: an id, a unique id prefix, or `latest` (default: every snapshot).
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub snapshot: Option<SnapshotSpec>,
+}
+
+/// A snapshot name: `latest`, or an id or unique id prefix.
+pub fn parse_snapshot(s: &str) -> Result<SnapshotSpec, String> {
+    if s == "latest" {
+        return Ok(SnapshotSpec::Latest);
+    }
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(
+            "expected `latest`, a snapshot id or a unique id prefix (hex digits)".to_string(),
+        );
+    }
+    Ok(SnapshotSpec::Id(s.to_ascii_lowercase()))
+}
+
+/// A point in time as nanoseconds since the Unix epoch: RFC 3339 with an offset
+/// (`2026-11-20T13:00:00+01:00`), or a civil time in the system time zone
+/// (`2026-11-20 13:00`, `2026-11-20 13:00:30`, `2026-11-20T13:00`).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let timestamp = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t
+    } else {
+        let civil: jiff::civil::DateTime = s.parse().map_err(|_| {
+            format!(
+                "cannot read {s:?} as a time: use RFC 3339 (2026-11-20T13:00:00+01:00) or \
+                 `YYYY-MM-DD HH:MM[:SS]` in local time"
+            )
+        })?;
+        jiff::tz::TimeZone::system()
+            .to_timestamp(civil)
+            .map_err(|e| format!("{s:?} is not a valid local time: {e}"))?
+    };
+    i64::try_from(timestamp.as_nanosecond())
+        .map_err(|_| format!("{s:?} is out of the supported range of times"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names() {
+        assert_eq!(parse_snapshot("latest"), Ok(SnapshotSpec::Latest));
+        assert_eq!(
+            parse_snapshot("AB12"),
+            Ok(SnapshotSpec::Id("ab12".to_string()))
+        );
+        assert!(parse_snapshot("").is_err());
+        assert!(parse_snapshot("lat").is_err());
+        assert!(parse_snapshot("../x").is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        assert_eq!(parse_time("1970-01-01T01:00:01+01:00"), Ok(1_000_000_000));
+        let tz = jiff::tz::TimeZone::system();
+        let expect = |dt: jiff::civil::DateTime| {
+            i64::try_from(
+                tz.to_timestamp(dt)
+                    .map(|t| t.as_nanosecond())
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default()
+        };
+        let minute = jiff::civil::date(2026, 11, 20).at(13, 0, 0, 0);
+        assert_eq!(parse_time("2026-11-20 13:00"), Ok(expect(minute)));
+        assert_eq!(parse_time("2026-11-20T13:00"), Ok(expect(minute)));
+        let second = jiff::civil::date(2026, 11, 20).at(13, 0, 30, 0);
+        assert_eq!(parse_time("2026-11-20 13:00:30"), Ok(expect(second)));
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2026-13-01 00:00").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,97 @@
+//! One module per command; this file dispatches to them and holds what they share: finding
+//! the repository, the cache folder and the password, and naming snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use respaldo::{Repository, SnapshotEntry, SnapshotFilter, SnapshotSpec};
+
+use crate::args::{Args, Command, Global};
+use crate::output::Ui;
+use crate::password::{self, MissingPassword};
+
+mod backup;
+mod diff;
+mod dump;
+mod init;
+mod ls;
+mod restore;
+mod snapshots;
+mod stats;
+
+/// Exit code of a backup that saved a snapshot but could not read some sources.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Runs the command `args` name; the exit code on success (0, or 3 for a partial backup).
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let global = &args.global;
+    let ui = Ui::new(global);
+    match &args.command {
+        Command::Init(a) => init::run(global, &ui, a),
+        Command::Backup(a) => backup::run(global, &ui, a),
+        Command::Snapshots(a) => snapshots::run(global, &ui, a),
+        Command::Restore(a) => restore::run(global, &ui, a),
+        Command::Ls(a) => ls::run(global, &ui, a),
+        Command::Diff(a) => diff::run(global, &ui, a),
+        Command::Dump(a) => dump::run(global, &ui, a),
+        Command::Stats(a) => stats::run(global, &ui, a),
+    }
+}
+
+/// The repository location given by `--repo` or `RESPALDO_REPOSITORY`.
+fn location(global: &Global) -> Result<&Path> {
+    global
+        .repo
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| anyhow!("no repository given: pass --repo PATH or set RESPALDO_REPOSITORY"))
+}
+
+/// The folder of the local index cache.
+fn cache_dir() -> Result<PathBuf> {
+    respaldo::default_cache_dir().ok_or_else(|| {
+        anyhow!("cannot tell where to keep the local cache: set RESPALDO_CACHE_DIR (or HOME)")
+    })
+}
+
+/// Opens the repository, asking for the password on a terminal when it is encrypted and none
+/// was given.
+fn open(global: &Global) -> Result<Repository> {
+    let location = location(global)?;
+    let cache = cache_dir()?;
+    if let Some(password) = password::given(global)? {
+        return Ok(Repository::open(location, Some(&password), &cache)?);
+    }
+    // Without a password an unencrypted repository opens; an encrypted one reports a wrong
+    // password before anything else is read.
+    match Repository::open(location, None, &cache) {
+        Err(e) if e.is_wrong_password() => match password::prompt_existing()? {
+            Some(password) => Ok(Repository::open(location, Some(&password), &cache)?),
+            None => Err(MissingPassword {
+                purpose: "open this encrypted repository",
+            }
+            .into()),
+        },
+        other => Ok(other?),
+    }
+}
+
+/// The snapshot `spec` names, among all snapshots.
+fn resolve(repo: &Repository, spec: &SnapshotSpec) -> Result<SnapshotEntry> {
+    Ok(repo.resolve_snapshot(spec, &SnapshotFilter::default())?)
+}
+
+/// A path inside a snapshot as the engine wants it: starting with `/`.
+fn snapshot_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// Makes `path` absolute against the current folder, without resolving symlinks.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
+}

@@ -1,0 +1,69 @@
+//! `init`: create a repository (encrypted unless `--no-encryption`).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use respaldo::{InitOptions, KdfParams, Repository};
+use serde_json::json;
+
+use crate::args::{Global, InitArgs};
+use crate::output::{self, Ui};
+use crate::password;
+
+/// Runs `init`.
+pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
+    let location = super::location(global)?;
+    let cache = super::cache_dir()?;
+    let password = if args.no_encryption {
+        None
+    } else {
+        Some(password::for_init(global)?)
+    };
+    let options = InitOptions {
+        password,
+        kdf: if args.insecure_kdf {
+            KdfParams::insecure_fast()
+        } else {
+            KdfParams::default()
+        },
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(location, &options, &cache)?;
+    let config = repo.store().config();
+    let id = config.repository_id_hex();
+    let encrypted = config.is_encrypted();
+
+    let mut out = output::stdout();
+    if ui.json {
+        output::write_json(
+            &mut out,
+            &json!({
+                "message_type": "initialized",
+                "id": id,
+                "repository": repo.location(),
+                "encrypted": encrypted,
+            }),
+        )?;
+    } else if !ui.quiet {
+        writeln!(
+            out,
+            "created respaldo repository {} at {}",
+            output::short_id(&id),
+            repo.location()
+        )?;
+        if encrypted {
+            writeln!(
+                out,
+                "\nThe password is the only way into this repository: lose it and the data is lost."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "\nThe repository is not encrypted: anyone who can read it can read the data."
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

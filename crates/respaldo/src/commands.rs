@@ -1,0 +1,8 @@
+//! One module per command, each reached through a method on [`crate::Repository`].
+
+pub(crate) mod backup;
+pub(crate) mod diff;
+pub(crate) mod dump;
+pub(crate) mod ls;
+pub(crate) mod restore;
+pub(crate) mod stats;

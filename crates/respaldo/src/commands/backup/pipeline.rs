@@ -1,0 +1,554 @@
+//! The backup pipeline: a walker, file workers and a tree assembler, running at once.
+//!
+//! ```text
+//! walker (calling thread) ──file jobs (bounded)──► workers: read, chunk, hash, add blobs
+//!        │                                              │ node with content (one-shot)
+//!        └──────directories (bounded, post-order)──► assembler: wait for entries, save tree
+//! ```
+//! The walker visits paths depth first in name order. A file whose metadata matches the parent
+//! snapshot reuses its chunk list without being read; any other file becomes a job. When the
+//! walker leaves a directory it hands the directory's entries (ready nodes and one-shot
+//! receivers) to the assembler, which saves the tree once every entry has arrived. Nothing
+//! waits on the walker, and both channels are bounded, so memory stays bounded while the
+//! reading of files, their compression and the saving of trees overlap.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use chunk_store::{BlobKind, ChunkStore};
+use crossbeam_channel::{Receiver, Sender};
+use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
+
+use super::excludes::Excludes;
+use super::metadata::{OwnerNames, node_from_metadata};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, Warning};
+
+/// Files up to this size are read whole into a reused buffer and cut in memory.
+const SMALL_FILE: u64 = 8 * 1024 * 1024;
+
+/// A node, or a promise of one: `Ok(None)` means it was skipped with a warning.
+pub(crate) type NodeResult = Result<Option<Node>>;
+
+/// One directory entry as the walker knows it.
+pub(crate) enum Entry {
+    /// Complete (boxed: most entries of a busy walk are ready, and a node is large).
+    Ready(Box<Node>),
+    /// Being produced by a worker or the assembler.
+    Pending(Receiver<NodeResult>),
+}
+
+impl Entry {
+    /// Waits for the node.
+    pub(crate) fn resolve(self) -> NodeResult {
+        match self {
+            Entry::Ready(node) => Ok(Some(*node)),
+            Entry::Pending(rx) => rx.recv().unwrap_or_else(|_| Err(aborted())),
+        }
+    }
+}
+
+fn aborted() -> Error {
+    Error::invalid("backup aborted after an earlier error")
+}
+
+fn one_shot() -> (Sender<NodeResult>, Receiver<NodeResult>) {
+    crossbeam_channel::bounded(1)
+}
+
+pub(crate) struct FileJob {
+    path: PathBuf,
+    node: Node,
+    done: Sender<NodeResult>,
+}
+
+pub(crate) struct DirJob {
+    node: Node,
+    entries: Vec<Entry>,
+    done: Sender<NodeResult>,
+}
+
+/// Counters of the summary, updated from every thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unchanged: AtomicU64,
+    dirs: AtomicU64,
+    others: AtomicU64,
+    total_bytes: AtomicU64,
+    bytes_read: AtomicU64,
+    blobs_added: AtomicU64,
+    bytes_added: AtomicU64,
+    changed_while_read: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Shared state of one backup.
+pub(crate) struct Context<'a> {
+    pub(crate) store: &'a ChunkStore,
+    pub(crate) excludes: Excludes,
+    pub(crate) one_file_system: bool,
+    pub(crate) progress: &'a dyn Progress,
+    pub(crate) counters: Counters,
+    pub(crate) owners: OwnerNames,
+    warnings: Mutex<Vec<Warning>>,
+    fatal: Mutex<Option<String>>,
+    abort: AtomicBool,
+    /// First snapshot path of each multiply-linked file, by (device, inode).
+    hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        store: &'a ChunkStore,
+        excludes: Excludes,
+        one_file_system: bool,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Self {
+            store,
+            excludes,
+            one_file_system,
+            progress,
+            counters: Counters::default(),
+            owners: OwnerNames::default(),
+            warnings: Mutex::new(Vec::new()),
+            fatal: Mutex::new(None),
+            abort: AtomicBool::new(false),
+            hardlinks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn warn(&self, path: &Path, message: impl Into<String>) {
+        let message = message.into();
+        self.progress.warning(path, &message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Warning {
+                path: path.to_path_buf(),
+                message,
+            });
+    }
+
+    /// Records a fatal error and makes every stage stop early.
+    fn fail(&self, error: &Error) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| error.to_string());
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn take_warnings(&self) -> Vec<Warning> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn summary(&self) -> Summary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.counters;
+        Summary {
+            files_new: get(&c.files_new),
+            files_changed: get(&c.files_changed),
+            files_unchanged: get(&c.files_unchanged),
+            dirs: get(&c.dirs),
+            others: get(&c.others),
+            total_bytes: get(&c.total_bytes),
+            bytes_read: get(&c.bytes_read),
+            blobs_added: get(&c.blobs_added),
+            bytes_added: get(&c.bytes_added),
+            errors: self.warnings.lock().map(|w| w.len() as u64).unwrap_or(0),
+            files_changed_while_read: get(&c.changed_while_read),
+            duration_ns: 0,
+        }
+    }
+
+    /// Stores `data` as data blobs, appending their ids to `content`.
+    pub(crate) fn store_chunk(
+        &self,
+        chunk: &[u8],
+        content: &mut Vec<chunk_store::ChunkId>,
+    ) -> Result<()> {
+        let id = self.store.blob_id(chunk);
+        let outcome = self.store.add_blob_with_id(BlobKind::Data, id, chunk)?;
+        if outcome.stored {
+            add(&self.counters.blobs_added, 1);
+            add(&self.counters.bytes_added, outcome.stored_bytes);
+        }
+        add(&self.counters.bytes_read, chunk.len() as u64);
+        self.progress.bytes_done(chunk.len() as u64);
+        content.push(id);
+        Ok(())
+    }
+}
+
+/// Worker loop: reads, chunks and stores files until the job channel closes.
+pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
+    let mut buffer = Vec::new();
+    for job in jobs {
+        let result = if ctx.aborted() {
+            Err(aborted())
+        } else {
+            backup_file(ctx, &job.path, job.node, &mut buffer).inspect_err(|e| ctx.fail(e))
+        };
+        // The receiver is gone only when the backup is being abandoned.
+        let _ = job.done.send(result);
+    }
+}
+
+fn backup_file(ctx: &Context<'_>, path: &Path, mut node: Node, buffer: &mut Vec<u8>) -> NodeResult {
+    ctx.progress.file_started(path);
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            ctx.warn(
+                path,
+                format!("cannot open: {e}; the file is not in the snapshot"),
+            );
+            return Ok(None);
+        }
+    };
+    let mut content = Vec::new();
+    let read = match read_content(ctx, &mut file, node.size, buffer, &mut content)? {
+        Ok(read) => read,
+        Err(e) => {
+            ctx.warn(
+                path,
+                format!("cannot read: {e}; the file is not in the snapshot"),
+            );
+            return Ok(None);
+        }
+    };
+    // A file modified while read may hold a mix of old and new content: note it.
+    let changed = match std::fs::symlink_metadata(path) {
+        Ok(after) => {
+            use std::os::unix::fs::MetadataExt;
+            let mtime = after
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(after.mtime_nsec());
+            after.len() != read || node.size != read || mtime != node.mtime_ns
+        }
+        Err(_) => true,
+    };
+    if changed {
+        node.flags |= FLAG_CHANGED_WHILE_READ;
+        add(&ctx.counters.changed_while_read, 1);
+    }
+    node.size = read;
+    node.content = content;
+    add(&ctx.counters.total_bytes, read);
+    ctx.progress.file_done(path);
+    Ok(Some(node))
+}
+
+/// Reads, chunks and stores a file's content; returns the bytes read. The outer error is fatal
+/// (the repository failed), the inner one a read error of this file.
+fn read_content(
+    ctx: &Context<'_>,
+    file: &mut File,
+    expected_size: u64,
+    buffer: &mut Vec<u8>,
+    content: &mut Vec<chunk_store::ChunkId>,
+) -> Result<std::io::Result<u64>> {
+    if expected_size <= SMALL_FILE {
+        // Small files are read whole into a reused buffer: no per-file allocation.
+        buffer.clear();
+        if let Err(e) = (&mut *file).take(SMALL_FILE + 1).read_to_end(buffer) {
+            return Ok(Err(e));
+        }
+        if buffer.len() as u64 <= SMALL_FILE {
+            for chunk in ctx.store.chunker().chunk_slice(buffer) {
+                ctx.store_chunk(chunk, content)?;
+            }
+            return Ok(Ok(buffer.len() as u64));
+        }
+        // It grew past the limit while being opened: stream it from the start instead.
+        if let Err(e) = file.seek(SeekFrom::Start(0)) {
+            return Ok(Err(e));
+        }
+    }
+    let mut stream = ctx.store.chunker().stream(file);
+    let mut read = 0u64;
+    loop {
+        match stream.next_chunk() {
+            Ok(Some(chunk)) => {
+                ctx.store_chunk(chunk, content)?;
+                read += chunk.len() as u64;
+            }
+            Ok(None) => return Ok(Ok(read)),
+            Err(e) => {
+                content.clear();
+                return Ok(Err(e));
+            }
+        }
+    }
+}
+
+/// Assembler loop: saves each directory's tree once its entries are complete.
+pub(crate) fn run_assembler(ctx: &Context<'_>, dirs: &Receiver<DirJob>) {
+    for job in dirs {
+        let result = if ctx.aborted() {
+            Err(aborted())
+        } else {
+            assemble(ctx, job.node, job.entries).inspect_err(|e| ctx.fail(e))
+        };
+        let _ = job.done.send(result);
+    }
+}
+
+/// Waits for `entries`, saves their tree, and returns `dir` pointing at it.
+pub(crate) fn assemble(ctx: &Context<'_>, mut dir: Node, entries: Vec<Entry>) -> NodeResult {
+    let mut nodes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if let Some(node) = entry.resolve()? {
+            nodes.push(node);
+        }
+    }
+    let tree = Tree::new(nodes)?;
+    dir.subtree = Some(tree.save(ctx.store)?);
+    Ok(Some(dir))
+}
+
+struct Frame {
+    depth: usize,
+    node: Node,
+    parent_tree: Option<Tree>,
+    entries: Vec<Entry>,
+}
+
+/// The channels of the running stages.
+pub(crate) struct Stages<'s> {
+    pub(crate) jobs: &'s Sender<FileJob>,
+    pub(crate) dirs: &'s Sender<DirJob>,
+}
+
+impl Stages<'_> {
+    fn finish_dir(&self, frame: Frame) -> Result<Entry> {
+        let (done, rx) = one_shot();
+        self.dirs
+            .send(DirJob {
+                node: frame.node,
+                entries: frame.entries,
+                done,
+            })
+            .map_err(|_| aborted())?;
+        Ok(Entry::Pending(rx))
+    }
+}
+
+fn walk_error_path(error: &ignore::Error) -> Option<&Path> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            walk_error_path(err)
+        }
+        _ => None,
+    }
+}
+
+fn load_subtree(ctx: &Context<'_>, earlier: Option<&Node>, path: &Path) -> Option<Tree> {
+    let id = earlier.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+    match Tree::load(ctx.store, &id) {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            // Without the parent's tree every file below is read again: slower, still right.
+            ctx.warn(
+                path,
+                format!("cannot use the parent snapshot here ({e}); reading everything below"),
+            );
+            None
+        }
+    }
+}
+
+/// Walks `root` (an absolute, clean path) and returns its entry, or `None` if it was skipped.
+/// `earlier` is the node of the same path in the parent snapshot.
+pub(crate) fn walk(
+    ctx: &Context<'_>,
+    stages: &Stages<'_>,
+    root: &Path,
+    earlier: Option<Node>,
+) -> Result<Option<Entry>> {
+    let root_name = root
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    let excludes = ctx.excludes.clone();
+    let walker = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(false)
+        .same_file_system(ctx.one_file_system)
+        .sort_by_file_name(|a, b| a.as_bytes().cmp(b.as_bytes()))
+        .filter_entry(move |entry| {
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            entry.depth() == 0 || !excludes.excludes(entry.path(), is_dir)
+        })
+        .build();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut top: Option<Entry> = None;
+    for item in walker {
+        if ctx.aborted() {
+            return Err(aborted());
+        }
+        let entry = match item {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = walk_error_path(&e).unwrap_or(root).to_path_buf();
+                ctx.warn(
+                    &path,
+                    format!("cannot read: {e}; it is not in the snapshot"),
+                );
+                continue;
+            }
+        };
+        let depth = entry.depth();
+        while stack.last().is_some_and(|f| f.depth >= depth) {
+            let frame = stack.pop().ok_or_else(aborted)?;
+            let done = stages.finish_dir(frame)?;
+            attach(&mut stack, &mut top, done);
+        }
+        let path = entry.path();
+        let name = if depth == 0 {
+            root_name.clone()
+        } else {
+            entry.file_name().as_bytes().to_vec()
+        };
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                ctx.warn(
+                    path,
+                    format!("cannot read metadata: {e}; it is not in the snapshot"),
+                );
+                continue;
+            }
+        };
+        let mut node = match node_from_metadata(path, &name, &meta, &ctx.owners) {
+            Ok(node) => node,
+            Err(e) => {
+                ctx.warn(path, format!("{e}; it is not in the snapshot"));
+                continue;
+            }
+        };
+        let earlier_node = if depth == 0 {
+            earlier.as_ref()
+        } else {
+            stack
+                .last()
+                .and_then(|f| f.parent_tree.as_ref())
+                .and_then(|t| t.find(&name))
+        };
+        let item = match node.kind {
+            NodeKind::Dir => {
+                add(&ctx.counters.dirs, 1);
+                let parent_tree = load_subtree(ctx, earlier_node, path);
+                stack.push(Frame {
+                    depth,
+                    node,
+                    parent_tree,
+                    entries: Vec::new(),
+                });
+                continue;
+            }
+            NodeKind::File => {
+                if node.links > 1 {
+                    let mut links = ctx.hardlinks.lock().unwrap_or_else(|e| e.into_inner());
+                    match links.get(&(node.device, node.inode)) {
+                        Some(first) => {
+                            node.kind = NodeKind::Hardlink;
+                            node.link_target = first.clone();
+                        }
+                        None => {
+                            links.insert(
+                                (node.device, node.inode),
+                                path.as_os_str().as_bytes().to_vec(),
+                            );
+                        }
+                    }
+                }
+                file_entry(ctx, stages, path, node, earlier_node)?
+            }
+            _ => {
+                add(&ctx.counters.others, 1);
+                Entry::Ready(Box::new(node))
+            }
+        };
+        attach(&mut stack, &mut top, item);
+    }
+    while let Some(frame) = stack.pop() {
+        let done = stages.finish_dir(frame)?;
+        attach(&mut stack, &mut top, done);
+    }
+    Ok(top)
+}
+
+fn attach(stack: &mut [Frame], top: &mut Option<Entry>, entry: Entry) {
+    match stack.last_mut() {
+        Some(frame) => frame.entries.push(entry),
+        None => *top = Some(entry),
+    }
+}
+
+/// A file: reused from the parent snapshot when unchanged, otherwise a job for the workers.
+fn file_entry(
+    ctx: &Context<'_>,
+    stages: &Stages<'_>,
+    path: &Path,
+    mut node: Node,
+    earlier: Option<&Node>,
+) -> Result<Entry> {
+    ctx.progress.add_total(1, node.size);
+    let reusable = earlier.filter(|e| {
+        matches!(e.kind, NodeKind::File | NodeKind::Hardlink)
+            && matches!(node.kind, NodeKind::File | NodeKind::Hardlink)
+            && node.size == e.size
+            && node.mtime_ns == e.mtime_ns
+            && node.ctime_ns == e.ctime_ns
+            && node.inode == e.inode
+            && node.device == e.device
+            && node.mode == e.mode
+            && e.flags & FLAG_CHANGED_WHILE_READ == 0
+    });
+    if let Some(earlier) = reusable {
+        node.content = earlier.content.clone();
+        node.flags = earlier.flags;
+        add(&ctx.counters.files_unchanged, 1);
+        add(&ctx.counters.total_bytes, node.size);
+        ctx.progress.bytes_done(node.size);
+        return Ok(Entry::Ready(Box::new(node)));
+    }
+    if earlier.is_some() {
+        add(&ctx.counters.files_changed, 1);
+    } else {
+        add(&ctx.counters.files_new, 1);
+    }
+    let (done, rx) = one_shot();
+    stages
+        .jobs
+        .send(FileJob {
+            path: path.to_path_buf(),
+            node,
+            done,
+        })
+        .map_err(|_| aborted())?;
+    Ok(Entry::Pending(rx))
+}
+
+/// The first fatal error recorded, if any.
+pub(crate) fn fatal_error(ctx: &Context<'_>) -> Option<String> {
+    ctx.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}

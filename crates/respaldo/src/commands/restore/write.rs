@@ -1,0 +1,337 @@
+//! Creating restored nodes on disk and giving them their metadata.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Permissions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use chunker::ChunkId;
+use filetime::FileTime;
+use snapshot_index::{Node, NodeKind};
+use tempfile::{Builder, NamedTempFile};
+
+use super::Context;
+use super::plan::{Entry, LinkEntry};
+use crate::error::{Error, Result};
+
+/// Longest part of the real name kept in a temporary name (names are at most 255 bytes).
+const TEMP_NAME_KEEP: usize = 100;
+
+/// Permission bits of a mode (including setuid, setgid and sticky).
+const PERMISSION_BITS: u32 = 0o7777;
+
+/// `.respaldo-restore-<name>-`, the prefix of the temporary name of `dest`.
+fn temp_prefix(dest: &Path) -> OsString {
+    let name = dest.file_name().map(OsStr::as_bytes).unwrap_or_default();
+    let mut prefix = OsString::from(".respaldo-restore-");
+    prefix.push(OsStr::from_bytes(&name[..name.len().min(TEMP_NAME_KEEP)]));
+    prefix.push("-");
+    prefix
+}
+
+fn parent_of(dest: &Path) -> &Path {
+    dest.parent().unwrap_or(Path::new("."))
+}
+
+/// Creates directory `entry.dest`, or checks that what is there is a real directory. An
+/// existing symbolic link is refused: following it could write outside the target. Any other
+/// existing non-directory is replaced.
+pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
+    let dest = &entry.dest;
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.file_type().is_dir() => return Ok(()),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::UnsafePath {
+                path: entry.path_lossy(),
+                reason: format!(
+                    "{} is a symbolic link in the target; restoring through it could write outside the target (remove it first)",
+                    dest.display()
+                ),
+            });
+        }
+        Ok(_) => std::fs::remove_file(dest)
+            .map_err(Error::io("remove (to restore a directory there)", dest))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("inspect", dest)(e)),
+    }
+    std::fs::create_dir(dest).map_err(Error::io("create directory", dest))
+}
+
+/// Makes room for a non-directory at `dest`: an existing real directory there is removed
+/// (files and symbolic links are replaced by the rename).
+fn clear_destination(dest: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.file_type().is_dir() => std::fs::remove_dir_all(dest)
+            .map_err(Error::io("remove (to restore a file there)", dest)),
+        _ => Ok(()),
+    }
+}
+
+fn persist<F>(temp: NamedTempFile<F>, dest: &Path) -> Result<()> {
+    clear_destination(dest)?;
+    temp.persist(dest)
+        .map(drop)
+        .map_err(|e| Error::io("rename into place", dest)(e.error))
+}
+
+/// Creates a node under a temporary name in the destination's folder with `create`, then
+/// renames it into place.
+fn create_and_rename(
+    dest: &Path,
+    what: &'static str,
+    create: impl FnMut(&Path) -> io::Result<()>,
+) -> Result<()> {
+    let temp = Builder::new()
+        .prefix(&temp_prefix(dest))
+        .rand_bytes(8)
+        .make_in(parent_of(dest), create)
+        .map_err(Error::io(what, dest))?;
+    persist(temp, dest)
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(4096)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// Writes the content of a file (or of a hard link restored as a file) and its metadata;
+/// returns the bytes written, holes included.
+pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
+    let dest = &entry.dest;
+    ctx.progress.file_started(dest);
+    let mut temp = Builder::new()
+        .prefix(&temp_prefix(dest))
+        .rand_bytes(8)
+        .tempfile_in(parent_of(dest))
+        .map_err(Error::io("create a temporary file for", dest))?;
+    let file = temp.as_file_mut();
+    let mut size = 0u64;
+    let mut lengths = Vec::with_capacity(entry.node.content.len());
+    let mut last: Option<(ChunkId, Vec<u8>)> = None;
+    for id in &entry.node.content {
+        if last.as_ref().is_none_or(|(last_id, _)| last_id != id) {
+            // The store's error names the pack; the warning names the file it affects.
+            let data = ctx.store.get_blob(id).inspect_err(|e| {
+                ctx.warn(
+                    dest,
+                    format!("not restored: its content could not be read: {e}"),
+                );
+            })?;
+            last = Some((*id, data));
+        }
+        let data = last
+            .as_ref()
+            .map(|(_, data)| data.as_slice())
+            .unwrap_or_default();
+        let len = data.len() as u64;
+        if is_zero(data) {
+            file.seek(SeekFrom::Current(data.len() as i64))
+                .map_err(Error::io("seek (to leave a hole) in", dest))?;
+        } else {
+            file.write_all(data).map_err(Error::io("write", dest))?;
+        }
+        lengths.push(len);
+        size += len;
+        ctx.progress.bytes_done(len);
+    }
+    file.set_len(size)
+        .map_err(Error::io("set the length of", dest))?;
+    if size != entry.node.size {
+        ctx.warn(
+            dest,
+            format!(
+                "the snapshot records {} bytes but its content holds {size}",
+                entry.node.size
+            ),
+        );
+    }
+    if ctx.verify {
+        verify_file(ctx, file, entry, &lengths)?;
+    }
+    apply_file_metadata(ctx, file, dest, &entry.node);
+    persist(temp, dest)?;
+    ctx.progress.file_done(dest);
+    Ok(size)
+}
+
+/// Reads the written file back and compares the id of every chunk with the snapshot.
+fn verify_file(ctx: &Context<'_>, file: &mut File, entry: &Entry, lengths: &[u64]) -> Result<()> {
+    let dest = &entry.dest;
+    let mismatch = |reason: String| Error::Verify {
+        path: dest.clone(),
+        reason,
+    };
+    file.seek(SeekFrom::Start(0))
+        .map_err(Error::io("seek in", dest))?;
+    let mut buffer = Vec::new();
+    let mut offset = 0u64;
+    for (i, (id, &len)) in entry.node.content.iter().zip(lengths).enumerate() {
+        buffer.clear();
+        let read = Read::by_ref(file)
+            .take(len)
+            .read_to_end(&mut buffer)
+            .map_err(Error::io("read back", dest))?;
+        if read as u64 != len {
+            return Err(mismatch(format!(
+                "chunk {i} at offset {offset}: only {read} of {len} bytes could be read"
+            )));
+        }
+        let got = ctx.store.blob_id(&buffer);
+        if got != *id {
+            return Err(mismatch(format!(
+                "chunk {i} at offset {offset} has id {got}, the snapshot says {id}"
+            )));
+        }
+        offset += len;
+    }
+    let mut rest = [0u8; 1];
+    if file.read(&mut rest).map_err(Error::io("read back", dest))? != 0 {
+        return Err(mismatch(format!(
+            "the file is longer than the {offset} bytes of the snapshot"
+        )));
+    }
+    Ok(())
+}
+
+/// The modification time of a node.
+fn mtime_of(node: &Node) -> FileTime {
+    let seconds = node.mtime_ns.div_euclid(1_000_000_000);
+    let nanos = u32::try_from(node.mtime_ns.rem_euclid(1_000_000_000)).unwrap_or(0);
+    FileTime::from_unix_time(seconds, nanos)
+}
+
+/// Owner (as root), mode and times of a file, through its open handle.
+fn apply_file_metadata(ctx: &Context<'_>, file: &File, dest: &Path, node: &Node) {
+    if ctx.is_root
+        && let Err(e) = std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid))
+    {
+        ctx.warn(
+            dest,
+            format!("could not set the owner to {}:{}: {e}", node.uid, node.gid),
+        );
+    }
+    if let Err(e) = file.set_permissions(Permissions::from_mode(node.mode & PERMISSION_BITS)) {
+        ctx.warn(
+            dest,
+            format!(
+                "could not set the mode to {:o}: {e}",
+                node.mode & PERMISSION_BITS
+            ),
+        );
+    }
+    let mtime = mtime_of(node);
+    if let Err(e) = filetime::set_file_handle_times(file, Some(mtime), Some(mtime)) {
+        ctx.warn(dest, format!("could not set the modification time: {e}"));
+    }
+}
+
+/// Owner (as root), mode (not for symbolic links) and times of the node at `path`, which this
+/// restore created or checked. Failures are warnings.
+pub(crate) fn apply_path_metadata(ctx: &Context<'_>, path: &Path, node: &Node, is_symlink: bool) {
+    if ctx.is_root
+        && let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
+    {
+        ctx.warn(
+            path,
+            format!("could not set the owner to {}:{}: {e}", node.uid, node.gid),
+        );
+    }
+    if !is_symlink
+        && let Err(e) =
+            std::fs::set_permissions(path, Permissions::from_mode(node.mode & PERMISSION_BITS))
+    {
+        ctx.warn(
+            path,
+            format!(
+                "could not set the mode to {:o}: {e}",
+                node.mode & PERMISSION_BITS
+            ),
+        );
+    }
+    // utimensat without following links; `filetime::set_file_times` would open the path,
+    // which blocks on a fifo.
+    let mtime = mtime_of(node);
+    if let Err(e) = filetime::set_symlink_file_times(path, mtime, mtime) {
+        ctx.warn(path, format!("could not set the modification time: {e}"));
+    }
+}
+
+/// Creates a hard link to a file restored in this run.
+pub(crate) fn restore_hardlink(link: &LinkEntry) -> Result<()> {
+    create_and_rename(&link.entry.dest, "create hard link", |temp| {
+        std::fs::hard_link(&link.source, temp)
+    })
+}
+
+/// Creates a fifo or device. Returns whether it was created (devices need root; without it,
+/// a warning).
+pub(crate) fn restore_special(ctx: &Context<'_>, entry: &Entry) -> Result<bool> {
+    use nix::sys::stat::{Mode, SFlag, mknod};
+    let dest = &entry.dest;
+    let node = &entry.node;
+    let device_kind = match node.kind {
+        NodeKind::Fifo => {
+            create_and_rename(dest, "create fifo", |temp| {
+                nix::unistd::mkfifo(temp, Mode::from_bits_truncate(0o600)).map_err(io::Error::from)
+            })?;
+            apply_path_metadata(ctx, dest, node, false);
+            return Ok(true);
+        }
+        NodeKind::CharDevice => SFlag::S_IFCHR,
+        NodeKind::BlockDevice => SFlag::S_IFBLK,
+        other => {
+            ctx.warn(
+                dest,
+                format!("a {} cannot be restored; skipped", other.label()),
+            );
+            return Ok(false);
+        }
+    };
+    if !ctx.is_root {
+        ctx.warn(
+            dest,
+            format!(
+                "{} not restored: creating devices needs root",
+                node.kind.label()
+            ),
+        );
+        return Ok(false);
+    }
+    #[allow(irrefutable_let_patterns, clippy::useless_conversion)]
+    // dev_t is u64 on Linux, narrower elsewhere.
+    let Ok(rdev) = nix::sys::stat::dev_t::try_from(node.rdev) else {
+        ctx.warn(
+            dest,
+            format!(
+                "device number {} does not fit this system; skipped",
+                node.rdev
+            ),
+        );
+        return Ok(false);
+    };
+    let created = create_and_rename(dest, "create device", |temp| {
+        mknod(temp, device_kind, Mode::from_bits_truncate(0o600), rdev).map_err(io::Error::from)
+    });
+    match created {
+        Ok(()) => {
+            apply_path_metadata(ctx, dest, node, false);
+            Ok(true)
+        }
+        Err(e) => {
+            ctx.warn(dest, format!("{} not restored: {e}", node.kind.label()));
+            Ok(false)
+        }
+    }
+}
+
+/// Creates a symbolic link with the stored target bytes.
+pub(crate) fn restore_symlink(ctx: &Context<'_>, entry: &Entry) -> Result<()> {
+    let target = OsStr::from_bytes(&entry.node.link_target);
+    create_and_rename(&entry.dest, "create symbolic link", |temp| {
+        std::os::unix::fs::symlink(target, temp)
+    })?;
+    apply_path_metadata(ctx, &entry.dest, &entry.node, true);
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The one error type of the engine.
+
+use std::path::PathBuf;
+
+/// What can go wrong in an engine operation. Every variant names the path or object, and the
+/// message says what the user can do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The repository storage layer failed.
+    #[error(transparent)]
+    Store(#[from] chunk_store::Error),
+    /// Trees, snapshots or the catalog failed.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot_index::Error),
+    /// An I/O operation on a local path failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A backup source path does not exist or cannot be read at all.
+    #[error("cannot back up {path}: {reason}")]
+    Source {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A snapshot holds a path that would be written outside the restore target.
+    #[error("refusing to restore {path:?}: {reason}; nothing was written outside the target")]
+    UnsafePath {
+        /// The path in the snapshot.
+        path: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
+    /// Restored content does not match what the snapshot says.
+    #[error("restored {path} does not match the snapshot: {reason}")]
+    Verify {
+        /// The restored file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// Whether the error means there is no repository at the location.
+    pub fn is_no_repository(&self) -> bool {
+        matches!(self, Error::Store(chunk_store::Error::NoRepository { .. }))
+    }
+
+    /// Whether the error means the password was wrong (or missing).
+    pub fn is_wrong_password(&self) -> bool {
+        matches!(self, Error::Store(chunk_store::Error::WrongPassword { .. }))
+    }
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

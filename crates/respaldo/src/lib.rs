@@ -1,0 +1,27 @@
+//! The respaldo engine: open a repository, back up, restore and look inside snapshots.
+//!
+//! [`Repository`] is the entry point; each command is a method on it with an options struct
+//! and a result struct (`commands/`). The engine never prints: it returns results and reports
+//! progress through [`Progress`]. Argument parsing and terminal output belong to the CLI.
+
+mod commands;
+mod error;
+mod progress;
+mod repository;
+
+pub use commands::backup::{BackupOptions, BackupOutcome};
+pub use commands::diff::DiffEntry;
+pub use commands::ls::ListedNode;
+pub use commands::restore::{RestoreOptions, RestoreOutcome};
+pub use commands::stats::Stats;
+pub use error::{Error, Result};
+pub use progress::{NoProgress, Progress, Warning};
+pub use repository::{
+    InitOptions, Repository, SnapshotSpec, default_cache_dir, format_time_ns, hostname, username,
+};
+
+pub use chunk_store::{ChunkId, KdfParams};
+pub use chunker::ChunkerParams;
+pub use snapshot_index::{
+    Catalog, Change, ChangeKind, Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary,
+};

@@ -1,0 +1,129 @@
+//! The catalog: every snapshot of a repository, with filters and point-in-time selection.
+
+use chunk_store::ChunkStore;
+use chunker::ChunkId;
+
+use crate::error::{Error, Result};
+use crate::snapshot::Snapshot;
+
+/// One snapshot and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// The id (name of the manifest file).
+    pub id: ChunkId,
+    /// The manifest.
+    pub snapshot: Snapshot,
+}
+
+/// Which snapshots a command considers. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    /// Only these hosts.
+    pub hosts: Vec<String>,
+    /// Only snapshots carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Only snapshots whose paths include every one of these.
+    pub paths: Vec<String>,
+}
+
+impl SnapshotFilter {
+    /// Whether `snapshot` passes.
+    pub fn matches(&self, snapshot: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&snapshot.hostname))
+            && self.tags.iter().all(|t| snapshot.tags.contains(t))
+            && self.paths.iter().all(|p| snapshot.paths.contains(p))
+    }
+}
+
+/// Every snapshot of a repository, oldest first (ties by id).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<SnapshotEntry>,
+}
+
+impl Catalog {
+    /// Reads every snapshot manifest. A damaged manifest is an error naming it.
+    pub fn load(store: &ChunkStore) -> Result<Self> {
+        let mut entries = Vec::new();
+        for id in Snapshot::list_ids(store)? {
+            entries.push(SnapshotEntry {
+                snapshot: Snapshot::load(store, &id)?,
+                id,
+            });
+        }
+        Ok(Self::from_entries(entries))
+    }
+
+    /// A catalog of the given snapshots.
+    pub fn from_entries(mut entries: Vec<SnapshotEntry>) -> Self {
+        entries.sort_by_key(|e| (e.snapshot.time_ns, e.id));
+        Self { entries }
+    }
+
+    /// All snapshots, oldest first.
+    pub fn entries(&self) -> &[SnapshotEntry] {
+        &self.entries
+    }
+
+    /// The snapshots that pass `filter`, oldest first.
+    pub fn filtered<'a>(
+        &'a self,
+        filter: &'a SnapshotFilter,
+    ) -> impl Iterator<Item = &'a SnapshotEntry> + 'a {
+        self.entries.iter().filter(|e| filter.matches(&e.snapshot))
+    }
+
+    /// Resolves `latest` (the newest passing `filter`), a full id, or a unique id prefix.
+    pub fn resolve(&self, spec: &str, filter: &SnapshotFilter) -> Result<&SnapshotEntry> {
+        if spec == "latest" {
+            return self
+                .entries
+                .iter()
+                .rfind(|e| filter.matches(&e.snapshot))
+                .ok_or_else(|| Error::NoSnapshot {
+                    spec: spec.to_string(),
+                });
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        if spec_lower.is_empty() || !spec_lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::NoSnapshot {
+                spec: spec.to_string(),
+            });
+        }
+        let matches: Vec<&SnapshotEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.id.has_prefix(&spec_lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::NoSnapshot {
+                spec: spec.to_string(),
+            }),
+            many => Err(Error::AmbiguousSnapshot {
+                prefix: spec.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// The newest snapshot passing `filter` taken at or before `time_ns`.
+    pub fn at_or_before(&self, time_ns: i64, filter: &SnapshotFilter) -> Option<&SnapshotEntry> {
+        self.entries
+            .iter()
+            .filter(|e| filter.matches(&e.snapshot))
+            .take_while(|e| e.snapshot.time_ns <= time_ns)
+            .last()
+    }
+
+    /// The parent for a new backup: the newest snapshot of `host` with exactly `paths`.
+    pub fn parent_for(&self, host: &str, paths: &[String]) -> Option<&SnapshotEntry> {
+        let mut wanted = paths.to_vec();
+        wanted.sort();
+        self.entries.iter().rev().find(|e| {
+            let mut have = e.snapshot.paths.clone();
+            have.sort();
+            e.snapshot.hostname == host && have == wanted
+        })
+    }
+}

@@ -1,0 +1,475 @@
+//! Trees, snapshots, the catalog and diff, through a real chunk store.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chunk_store::{ChunkStore, FileKind, InitOptions, KdfParams, LocalBackend, MemoryBackend};
+use chunker::ChunkId;
+use proptest::prelude::*;
+use snapshot_index::{
+    Catalog, ChangeKind, Error, Node, NodeKind, Snapshot, SnapshotFilter, Summary, Tree,
+    diff_trees, lookup_path,
+};
+
+fn store(encrypted: bool) -> (tempfile::TempDir, ChunkStore) {
+    let cache = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        password: encrypted.then(|| "pw".to_string()),
+        kdf: KdfParams::insecure_fast(),
+        ..InitOptions::default()
+    };
+    let store = ChunkStore::init(
+        Arc::new(MemoryBackend::new()),
+        &options,
+        cache.path().join("i.redb"),
+    )
+    .unwrap();
+    (cache, store)
+}
+
+fn file(name: &[u8], data: &[u8], store: &ChunkStore) -> Node {
+    let mut node = Node::new(name.to_vec(), NodeKind::File);
+    node.size = data.len() as u64;
+    node.mode = 0o644;
+    node.mtime_ns = 1_700_000_000_123_456_789;
+    node.content = vec![
+        store
+            .add_blob(chunk_store::BlobKind::Data, data)
+            .unwrap()
+            .id,
+    ];
+    node
+}
+
+fn dir(name: &[u8], tree: ChunkId) -> Node {
+    let mut node = Node::new(name.to_vec(), NodeKind::Dir);
+    node.mode = 0o755;
+    node.subtree = Some(tree);
+    node
+}
+
+fn snapshot(tree: ChunkId, time_ns: i64, host: &str, tags: &[&str]) -> Snapshot {
+    Snapshot {
+        time_ns,
+        utc_offset_s: 3600,
+        hostname: host.into(),
+        username: "user".into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        paths: vec!["/home/user".into()],
+        tree,
+        parent: None,
+        program_version: "respaldo test".into(),
+        summary: Summary {
+            files_new: 2,
+            bytes_read: 10,
+            ..Summary::default()
+        },
+    }
+}
+
+fn arbitrary_node() -> impl Strategy<Value = Node> {
+    (
+        proptest::collection::vec(1u8..=255, 1..40).prop_filter("valid name", |n| {
+            n.as_slice() != b"." && n.as_slice() != b".." && !n.contains(&b'/')
+        }),
+        0u8..8,
+        any::<u32>(),
+        any::<(u32, u32, i64, i64, u64, u64, u64, u64)>(),
+        proptest::collection::vec(any::<[u8; 32]>(), 0..4),
+        proptest::collection::vec(any::<u8>(), 0..20),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(
+                name,
+                kind,
+                mode,
+                (uid, gid, mtime, ctime, dev, ino, links, size),
+                content,
+                target,
+                flags,
+            )| {
+                let kinds = [
+                    NodeKind::File,
+                    NodeKind::Dir,
+                    NodeKind::Symlink,
+                    NodeKind::Hardlink,
+                    NodeKind::Fifo,
+                    NodeKind::CharDevice,
+                    NodeKind::BlockDevice,
+                    NodeKind::Socket,
+                ];
+                let kind = kinds[kind as usize];
+                let mut node = Node::new(name, kind);
+                node.mode = mode;
+                node.uid = uid;
+                node.gid = gid;
+                node.user = format!("u{uid}");
+                node.mtime_ns = mtime;
+                node.ctime_ns = ctime;
+                node.device = dev;
+                node.inode = ino;
+                node.links = links;
+                node.size = size;
+                node.content = content.into_iter().map(ChunkId::from_bytes).collect();
+                node.subtree = (kind == NodeKind::Dir).then(|| ChunkId::from_bytes([7; 32]));
+                node.link_target = target;
+                node.flags = flags;
+                node
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn trees_round_trip_through_their_encoding(nodes in proptest::collection::vec(arbitrary_node(), 0..20)) {
+        let mut nodes = nodes;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        let tree = Tree::new(nodes).unwrap();
+        let bytes = tree.to_bytes().unwrap();
+        prop_assert_eq!(Tree::from_bytes(&bytes, "t").unwrap(), tree);
+    }
+
+    #[test]
+    fn damaged_tree_bytes_never_panic(nodes in proptest::collection::vec(arbitrary_node(), 1..5), at in any::<usize>(), bit in 0u8..8) {
+        let mut nodes = nodes;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        let mut bytes = Tree::new(nodes).unwrap().to_bytes().unwrap();
+        let at = at % bytes.len();
+        bytes[at] ^= 1 << bit;
+        let _ = Tree::from_bytes(&bytes, "t");
+        let _ = Tree::from_bytes(&bytes[..at], "t");
+    }
+}
+
+#[test]
+fn names_that_could_escape_are_refused_on_write_and_on_read() {
+    for bad in [&b".."[..], b".", b"", b"a/b", b"nul\0"] {
+        assert!(matches!(
+            Tree::new(vec![Node::new(bad.to_vec(), NodeKind::File)]),
+            Err(Error::InvalidName { .. })
+        ));
+    }
+    // Craft the bytes of a tree naming ".." by patching a valid one ("xy" → "..").
+    let bytes = Tree::new(vec![Node::new(b"xy".to_vec(), NodeKind::File)])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let at = bytes.windows(2).position(|w| w == b"xy").unwrap();
+    let mut hostile = bytes.clone();
+    hostile[at..at + 2].copy_from_slice(b"..");
+    assert!(matches!(
+        Tree::from_bytes(&hostile, "tree x"),
+        Err(Error::InvalidName { .. })
+    ));
+    hostile[at..at + 2].copy_from_slice(b"a/");
+    assert!(matches!(
+        Tree::from_bytes(&hostile, "tree x"),
+        Err(Error::InvalidName { .. })
+    ));
+    // Duplicates and disorder are damage.
+    let two = Tree::new(vec![
+        Node::new(b"aa".to_vec(), NodeKind::File),
+        Node::new(b"ab".to_vec(), NodeKind::File),
+    ])
+    .unwrap()
+    .to_bytes()
+    .unwrap();
+    let at = two.windows(2).rposition(|w| w == b"ab").unwrap();
+    let mut dup = two.clone();
+    dup[at + 1] = b'a';
+    assert!(matches!(
+        Tree::from_bytes(&dup, "tree y"),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        Tree::new(vec![
+            Node::new(b"a".to_vec(), NodeKind::File),
+            Node::new(b"a".to_vec(), NodeKind::Dir)
+        ]),
+        Err(Error::InvalidName { .. })
+    ));
+}
+
+#[test]
+fn snapshots_save_load_and_catalog_resolves_them() {
+    for encrypted in [true, false] {
+        let (_cache, store) = store(encrypted);
+        let a = file(b"a.txt", b"alpha", &store);
+        let tree = Tree::new(vec![a]).unwrap().save(&store).unwrap();
+        store.flush().unwrap();
+        let ids: Vec<ChunkId> = [
+            (100, "h1", vec!["daily"]),
+            (200, "h2", vec![]),
+            (300, "h1", vec!["daily", "x"]),
+        ]
+        .into_iter()
+        .map(|(t, h, tags)| snapshot(tree, t, h, &tags).save(&store).unwrap())
+        .collect();
+        assert_eq!(
+            Snapshot::load(&store, &ids[1]).unwrap(),
+            snapshot(tree, 200, "h2", &[])
+        );
+        let catalog = Catalog::load(&store).unwrap();
+        assert_eq!(catalog.entries().len(), 3);
+        let all = SnapshotFilter::default();
+        assert_eq!(catalog.resolve("latest", &all).unwrap().id, ids[2]);
+        let h2 = SnapshotFilter {
+            hosts: vec!["h2".into()],
+            ..all.clone()
+        };
+        assert_eq!(catalog.resolve("latest", &h2).unwrap().id, ids[1]);
+        let daily = SnapshotFilter {
+            tags: vec!["daily".into()],
+            ..all.clone()
+        };
+        assert_eq!(catalog.filtered(&daily).count(), 2);
+        assert_eq!(
+            catalog.resolve(&ids[0].to_hex()[..10], &all).unwrap().id,
+            ids[0]
+        );
+        assert_eq!(
+            catalog
+                .resolve(&ids[0].to_hex().to_uppercase(), &all)
+                .unwrap()
+                .id,
+            ids[0]
+        );
+        assert!(matches!(
+            catalog.resolve("", &all),
+            Err(Error::NoSnapshot { .. })
+        ));
+        assert!(matches!(
+            catalog.resolve("zz", &all),
+            Err(Error::NoSnapshot { .. })
+        ));
+        assert!(matches!(
+            catalog.resolve("0123456789abcdef", &all),
+            Err(Error::NoSnapshot { .. })
+        ));
+        // Point in time: newest at or before.
+        assert_eq!(catalog.at_or_before(250, &all).unwrap().id, ids[1]);
+        assert_eq!(catalog.at_or_before(300, &all).unwrap().id, ids[2]);
+        assert_eq!(catalog.at_or_before(250, &daily).unwrap().id, ids[0]);
+        assert!(catalog.at_or_before(99, &all).is_none());
+        assert_eq!(
+            catalog
+                .parent_for("h1", &["/home/user".to_string()])
+                .unwrap()
+                .id,
+            ids[2]
+        );
+        assert!(catalog.parent_for("h1", &["/other".to_string()]).is_none());
+    }
+}
+
+#[test]
+fn an_ambiguous_prefix_is_reported_as_such() {
+    let (_cache, store) = store(false);
+    let tree = Tree::default().save(&store).unwrap();
+    store.flush().unwrap();
+    let ids: Vec<ChunkId> = (0..40)
+        .map(|t| snapshot(tree, t, "h", &[]).save(&store).unwrap())
+        .collect();
+    let catalog = Catalog::load(&store).unwrap();
+    // 40 ids over 16 first digits: some first digit is shared.
+    let shared = (0..16)
+        .map(|d| format!("{d:x}"))
+        .find(|p| ids.iter().filter(|id| id.has_prefix(p)).count() > 1)
+        .unwrap();
+    assert!(matches!(
+        catalog.resolve(&shared, &SnapshotFilter::default()),
+        Err(Error::AmbiguousSnapshot { .. })
+    ));
+}
+
+#[test]
+fn a_damaged_snapshot_is_an_error_naming_it() {
+    let (_cache, store) = store(true);
+    let tree = Tree::default().save(&store).unwrap();
+    store.flush().unwrap();
+    let id = snapshot(tree, 1, "h", &[]).save(&store).unwrap();
+    let name = id.to_hex();
+    let mut bytes = store.backend().read(FileKind::Snapshot, &name).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    store
+        .backend()
+        .write(FileKind::Snapshot, &name, &bytes)
+        .unwrap();
+    let err = Snapshot::load(&store, &id).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("snapshots/{name}")),
+        "{err}"
+    );
+    assert!(Catalog::load(&store).is_err());
+}
+
+#[test]
+fn diff_reports_added_removed_modified_and_metadata_changes() {
+    let (_cache, store) = store(false);
+    let same = file(b"same", b"1", &store);
+    let sub_a = Tree::new(vec![file(b"inner", b"x", &store)])
+        .unwrap()
+        .save(&store)
+        .unwrap();
+    let sub_b = Tree::new(vec![
+        file(b"inner", b"y", &store),
+        file(b"new-inner", b"z", &store),
+    ])
+    .unwrap()
+    .save(&store)
+    .unwrap();
+    let mut touched = file(b"touched", b"t", &store);
+    let a = Tree::new(vec![
+        same.clone(),
+        file(b"gone", b"g", &store),
+        file(b"edited", b"old", &store),
+        touched.clone(),
+        dir(b"sub", sub_a),
+    ])
+    .unwrap()
+    .save(&store)
+    .unwrap();
+    touched.mode = 0o600;
+    let b = Tree::new(vec![
+        same,
+        file(b"edited", b"new", &store),
+        touched,
+        dir(b"sub", sub_b),
+        file(b"added", b"a", &store),
+    ])
+    .unwrap()
+    .save(&store)
+    .unwrap();
+    let changes: Vec<(String, char)> = diff_trees(&store, &a, &b)
+        .unwrap()
+        .into_iter()
+        .map(|c| (String::from_utf8(c.path).unwrap(), c.kind.marker()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("/added".to_string(), '+'),
+            ("/edited".to_string(), 'M'),
+            ("/gone".to_string(), '-'),
+            ("/sub/inner".to_string(), 'M'),
+            ("/sub/new-inner".to_string(), '+'),
+            ("/touched".to_string(), 'U'),
+        ]
+    );
+    assert!(diff_trees(&store, &a, &a).unwrap().is_empty());
+    assert_eq!(ChangeKind::Removed.marker(), '-');
+    let found = lookup_path(&store, &b, &[b"sub", b"new-inner"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.size, 1);
+    assert!(
+        lookup_path(&store, &b, &[b"sub", b"missing"])
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lookup_path(&store, &b, &[b"edited", b"below-a-file"])
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Format 1 of trees and snapshots, pinned: an unencrypted store writes deterministic bytes,
+/// so the ids (hashes of the bytes) of a fixed tree and snapshot must never change.
+#[test]
+fn tree_and_snapshot_encodings_are_pinned() {
+    let (_cache, store) = store(false);
+    let mut node = file(b"f\xe9", b"pinned content", &store);
+    node.uid = 1000;
+    node.gid = 100;
+    node.user = "ana".into();
+    node.group = "users".into();
+    node.ctime_ns = 1_700_000_001_000_000_000;
+    node.device = 2049;
+    node.inode = 42;
+    node.links = 1;
+    let mut link = Node::new(b"l".to_vec(), NodeKind::Symlink);
+    link.link_target = b"f\xe9".to_vec();
+    let tree = Tree::new(vec![node, link]).unwrap();
+    let tree_id = tree.save(&store).unwrap();
+    store.flush().unwrap();
+    let snap = snapshot(tree_id, 1_795_000_000_000_000_000, "golden-host", &["t1"]);
+    let snap_id = snap.save(&store).unwrap();
+    assert_eq!(tree_id.to_hex(), PINNED_TREE, "the tree encoding changed");
+    assert_eq!(
+        snap_id.to_hex(),
+        PINNED_SNAPSHOT,
+        "the snapshot encoding changed"
+    );
+}
+
+const PINNED_TREE: &str = "1fa62e8bea4ba0d49ef1ab04b813783190a7965d9bbb699d4fc7abd8b1544f78";
+const PINNED_SNAPSHOT: &str = "623c6242d282d76a4cc272a5910e1877bc0750572c530d9ed4d9cfa245870966";
+
+/// A repository with a snapshot, written by format 1 and committed: it must stay readable.
+#[test]
+fn the_golden_snapshot_repository_reads() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/golden-v1-snapshots");
+    let cache = tempfile::tempdir().unwrap();
+    let store = ChunkStore::open(
+        Arc::new(LocalBackend::new(&dir)),
+        Some("golden-password"),
+        cache.path().join("i.redb"),
+    )
+    .unwrap();
+    let catalog = Catalog::load(&store).unwrap();
+    assert_eq!(catalog.entries().len(), 1);
+    let entry = &catalog.entries()[0];
+    assert_eq!(entry.id.to_hex(), GOLDEN_SNAPSHOT_ID);
+    assert_eq!(entry.snapshot.hostname, "golden-host");
+    assert_eq!(entry.snapshot.tags, ["t1"]);
+    let node = lookup_path(&store, &entry.snapshot.tree, &[b"f\xe9"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(node.user, "ana");
+    assert_eq!(store.get_blob(&node.content[0]).unwrap(), b"pinned content");
+    let link = lookup_path(&store, &entry.snapshot.tree, &[b"l"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (link.kind, link.link_target.as_slice()),
+        (NodeKind::Symlink, &b"f\xe9"[..])
+    );
+}
+
+const GOLDEN_SNAPSHOT_ID: &str = "b2b21741d0ff7d1e93c9b6450870010560d8aaa6223163febeef4d5bafae49f6";
+
+#[test]
+#[ignore = "writes tests/data/golden-v1-snapshots; run once per format version"]
+fn write_golden_snapshot_repository() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/golden-v1-snapshots");
+    assert!(!dir.exists(), "golden repositories are never rewritten");
+    let cache = tempfile::tempdir().unwrap();
+    let options = InitOptions {
+        password: Some("golden-password".into()),
+        kdf: KdfParams::insecure_fast(),
+        ..InitOptions::default()
+    };
+    let store = ChunkStore::init(
+        Arc::new(LocalBackend::new(&dir)),
+        &options,
+        cache.path().join("i.redb"),
+    )
+    .unwrap();
+    let mut node = file(b"f\xe9", b"pinned content", &store);
+    node.user = "ana".into();
+    let mut link = Node::new(b"l".to_vec(), NodeKind::Symlink);
+    link.link_target = b"f\xe9".to_vec();
+    let tree = Tree::new(vec![node, link]).unwrap().save(&store).unwrap();
+    store.flush().unwrap();
+    let id = snapshot(tree, 1_795_000_000_000_000_000, "golden-host", &["t1"])
+        .save(&store)
+        .unwrap();
+    println!("golden snapshot id {id}");
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests of the `respaldo` binary: each test runs the real executable in its own
+//! temporary folders (repository, cache, sources, restore targets) and checks exit codes,
+//! output and the restored files.
+//!
+//! All tests build into one binary (`autotests = false` in `crates/respaldo-cli/Cargo.toml`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod basics;
+mod browse;
+mod errors;
+mod roundtrip;
+mod tree;
+mod util;
