@@ -251,6 +251,11 @@ fn missing_and_unreadable_paths_are_warnings() {
     let out = backup(&f.repo, &[&f.source], |_| {});
     assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
     assert_eq!(out.warnings[0].path, secret);
+    // Only the stored file counts; the unreadable one is a warning, not a new file.
+    assert_eq!(
+        out.snapshot.summary.files_new + out.snapshot.summary.files_unchanged,
+        1
+    );
     assert!(node_at(&f.repo, &out.snapshot.tree, &secret).is_none());
     assert!(node_at(&f.repo, &out.snapshot.tree, &f.source.join("ok")).is_some());
 }

@@ -64,6 +64,8 @@ fn one_shot() -> (Sender<NodeResult>, Receiver<NodeResult>) {
 pub(crate) struct FileJob {
     path: PathBuf,
     node: Node,
+    /// Whether the parent snapshot had a file at this path (changed) or not (new).
+    in_parent: bool,
     done: Sender<NodeResult>,
 }
 
@@ -202,7 +204,18 @@ pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
         let result = if ctx.aborted() {
             Err(aborted())
         } else {
-            backup_file(ctx, &job.path, job.node, &mut buffer).inspect_err(|e| ctx.fail(e))
+            let stored =
+                backup_file(ctx, &job.path, job.node, &mut buffer).inspect_err(|e| ctx.fail(e));
+            // Count the file only once it is in the snapshot: an unreadable one is a warning.
+            if let Ok(Some(_)) = &stored {
+                let counter = if job.in_parent {
+                    &ctx.counters.files_changed
+                } else {
+                    &ctx.counters.files_new
+                };
+                add(counter, 1);
+            }
+            stored
         };
         // The receiver is gone only when the backup is being abandoned.
         let _ = job.done.send(result);
@@ -531,17 +544,13 @@ fn file_entry(
         ctx.progress.bytes_done(node.size);
         return Ok(Entry::Ready(Box::new(node)));
     }
-    if earlier.is_some() {
-        add(&ctx.counters.files_changed, 1);
-    } else {
-        add(&ctx.counters.files_new, 1);
-    }
     let (done, rx) = one_shot();
     stages
         .jobs
         .send(FileJob {
             path: path.to_path_buf(),
             node,
+            in_parent: earlier.is_some(),
             done,
         })
         .map_err(|_| aborted())?;
