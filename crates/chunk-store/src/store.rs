@@ -629,14 +629,7 @@ impl ChunkStore {
                 location.offset,
                 u64::from(location.length),
             )?;
-            return blob::decode(
-                &self.sealer,
-                self.format_major,
-                &self.hasher,
-                id,
-                &location,
-                &sealed,
-            );
+            return self.decode_blob(id, &location, &sealed);
         }
         // A blob added in this session may still sit in an open pack.
         let state = self.state();
@@ -648,16 +641,20 @@ impl ChunkStore {
             && let Some(entry) = open.entries().iter().find(|e| e.id == *id)
         {
             let location = entry.location(ChunkId::from_bytes([0; 32]));
-            return blob::decode(
-                &self.sealer,
-                self.format_major,
-                &self.hasher,
-                id,
-                &location,
-                open.sealed_bytes(entry),
-            );
+            return self.decode_blob(id, &location, open.sealed_bytes(entry));
         }
         Err(Error::BlobNotFound { id: *id })
+    }
+
+    fn decode_blob(&self, id: &ChunkId, location: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {
+        blob::decode(
+            &self.sealer,
+            self.format_major,
+            &self.hasher,
+            id,
+            location,
+            sealed,
+        )
     }
 
     /// Brings the fast index up to date with every index file in the repository that it has

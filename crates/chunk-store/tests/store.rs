@@ -566,49 +566,51 @@ fn blobs_over_the_limit_are_refused() {
     ));
 }
 
+#[derive(Debug)]
+/// A memory backend whose pack writes fail (disk full) while its flag is set.
+struct FailingPacks(MemoryBackend, std::sync::atomic::AtomicBool);
+impl Backend for FailingPacks {
+    fn location(&self) -> String {
+        "failing".into()
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
+        if kind == FileKind::Pack && self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Io {
+                op: "write",
+                path: name.into(),
+                source: std::io::Error::other("No space left on device"),
+            });
+        }
+        self.0.write(kind, name, data)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+        self.0.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        o: u64,
+        l: u64,
+    ) -> chunk_store::Result<Vec<u8>> {
+        self.0.read_range(kind, name, o, l)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
+        self.0.size(kind, name)
+    }
+    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+        self.0.list(kind)
+    }
+    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
+        self.0.delete(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
+        self.0.exists(kind, name)
+    }
+}
+
 #[test]
 fn a_failing_backend_loses_nothing_already_stored() {
-    #[derive(Debug)]
-    struct FailingPacks(MemoryBackend, std::sync::atomic::AtomicBool);
-    impl Backend for FailingPacks {
-        fn location(&self) -> String {
-            "failing".into()
-        }
-        fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-            if kind == FileKind::Pack && self.1.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(Error::Io {
-                    op: "write",
-                    path: name.into(),
-                    source: std::io::Error::other("No space left on device"),
-                });
-            }
-            self.0.write(kind, name, data)
-        }
-        fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-            self.0.read(kind, name)
-        }
-        fn read_range(
-            &self,
-            kind: FileKind,
-            name: &str,
-            o: u64,
-            l: u64,
-        ) -> chunk_store::Result<Vec<u8>> {
-            self.0.read_range(kind, name, o, l)
-        }
-        fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-            self.0.size(kind, name)
-        }
-        fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-            self.0.list(kind)
-        }
-        fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-            self.0.delete(kind, name)
-        }
-        fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-            self.0.exists(kind, name)
-        }
-    }
     let backend = Arc::new(FailingPacks(MemoryBackend::new(), false.into()));
     let (cache, store) = init(backend.clone(), true);
     let kept = store.add_blob(BlobKind::Data, &noise(50, 1000)).unwrap().id;
@@ -723,48 +725,10 @@ fn a_key_left_by_another_repository_does_not_hide_the_right_one() {
 
 #[test]
 fn a_pack_lost_during_add_makes_the_next_flush_fail() {
-    #[derive(Debug)]
-    struct NoPacks(MemoryBackend);
-    impl Backend for NoPacks {
-        fn location(&self) -> String {
-            "no packs".into()
-        }
-        fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-            if kind == FileKind::Pack {
-                return Err(Error::Io {
-                    op: "write",
-                    path: name.into(),
-                    source: std::io::Error::other("disk quota exceeded"),
-                });
-            }
-            self.0.write(kind, name, data)
-        }
-        fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-            self.0.read(kind, name)
-        }
-        fn read_range(
-            &self,
-            kind: FileKind,
-            name: &str,
-            o: u64,
-            l: u64,
-        ) -> chunk_store::Result<Vec<u8>> {
-            self.0.read_range(kind, name, o, l)
-        }
-        fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-            self.0.size(kind, name)
-        }
-        fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-            self.0.list(kind)
-        }
-        fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-            self.0.delete(kind, name)
-        }
-        fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-            self.0.exists(kind, name)
-        }
-    }
-    let (_cache, store) = init(Arc::new(NoPacks(MemoryBackend::new())), false);
+    let (_cache, store) = init(
+        Arc::new(FailingPacks(MemoryBackend::new(), true.into())),
+        false,
+    );
     // The first blobs are accepted into the open pack; the one that fills it fails.
     let mut accepted = 0;
     let mut failed = false;
@@ -772,7 +736,7 @@ fn a_pack_lost_during_add_makes_the_next_flush_fail() {
         match store.add_blob(BlobKind::Data, &noise(100 + i, 60_000)) {
             Ok(outcome) => accepted += usize::from(outcome.stored),
             Err(e) => {
-                assert!(e.to_string().contains("disk quota"), "{e}");
+                assert!(e.to_string().contains("No space left"), "{e}");
                 failed = true;
                 break;
             }
@@ -782,7 +746,7 @@ fn a_pack_lost_during_add_makes_the_next_flush_fail() {
     match store.flush() {
         Err(Error::BlobsLost { count, reason }) => {
             assert!(count > accepted, "{count} lost, {accepted} accepted");
-            assert!(reason.contains("disk quota"));
+            assert!(reason.contains("No space left"));
         }
         other => panic!("expected BlobsLost, got {other:?}"),
     }

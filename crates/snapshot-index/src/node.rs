@@ -147,10 +147,14 @@ impl Node {
         String::from_utf8_lossy(&self.name).into_owned()
     }
 
-    /// Whether the metadata that change detection compares is equal: kind, size, mtime, ctime,
-    /// inode, device and mode. When true for a file, its content can be reused unread.
+    /// Whether a file can reuse `earlier`'s content unread: both hold file content (a file or
+    /// a hard link: the same file may be either, depending on which name the walk meets
+    /// first), and size, mtime, ctime, inode, device and mode are equal, and neither was
+    /// changed while being read.
     pub fn unchanged_from(&self, earlier: &Node) -> bool {
-        self.kind == earlier.kind
+        let holds_content = |n: &Node| matches!(n.kind, NodeKind::File | NodeKind::Hardlink);
+        holds_content(self)
+            && holds_content(earlier)
             && self.size == earlier.size
             && self.mtime_ns == earlier.mtime_ns
             && self.ctime_ns == earlier.ctime_ns

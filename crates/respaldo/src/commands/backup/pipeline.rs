@@ -525,17 +525,7 @@ fn file_entry(
     earlier: Option<&Node>,
 ) -> Result<Entry> {
     ctx.progress.add_total(1, node.size);
-    let reusable = earlier.filter(|e| {
-        matches!(e.kind, NodeKind::File | NodeKind::Hardlink)
-            && matches!(node.kind, NodeKind::File | NodeKind::Hardlink)
-            && node.size == e.size
-            && node.mtime_ns == e.mtime_ns
-            && node.ctime_ns == e.ctime_ns
-            && node.inode == e.inode
-            && node.device == e.device
-            && node.mode == e.mode
-            && e.flags & FLAG_CHANGED_WHILE_READ == 0
-    });
+    let reusable = earlier.filter(|e| node.unchanged_from(e));
     if let Some(earlier) = reusable {
         node.content = earlier.content.clone();
         node.flags = earlier.flags;
