@@ -60,9 +60,16 @@ fn report(err: &anyhow::Error) -> ExitCode {
 }
 
 /// Whether the error comes from writing to a pipe whose reader has gone.
+///
+/// A broken pipe inside the repository's storage is a real failure, not this.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    let from_storage = err.chain().any(|e| {
+        e.downcast_ref::<respaldo::Error>()
+            .is_some_and(|e| matches!(e, respaldo::Error::Store(_)))
+    });
+    !from_storage
+        && err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
 }

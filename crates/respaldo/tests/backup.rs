@@ -287,3 +287,24 @@ fn stdin_becomes_one_file_at_the_root() {
             .is_err()
     );
 }
+
+#[test]
+fn a_path_given_as_a_symlink_to_a_folder_is_stored_as_the_symlink() {
+    let f = fixture();
+    std::fs::create_dir_all(f.source.join("real")).unwrap();
+    std::fs::write(f.source.join("real/a"), b"a").unwrap();
+    std::fs::write(f.source.join("real/zzz"), b"z").unwrap();
+    std::os::unix::fs::symlink(f.source.join("real"), f.source.join("alias")).unwrap();
+    let out = backup(&f.repo, &[&f.source.join("alias")], |_| {});
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    let node = node_at(&f.repo, &out.snapshot.tree, &f.source.join("alias")).unwrap();
+    assert_eq!(node.kind, NodeKind::Symlink);
+    assert_eq!(
+        node.link_target,
+        f.source.join("real").as_os_str().as_bytes()
+    );
+    assert_eq!(
+        out.snapshot.summary.files_new, 0,
+        "nothing below the link is read"
+    );
+}

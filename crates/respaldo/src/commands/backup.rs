@@ -121,7 +121,13 @@ impl Repository {
                         Some(p) if !components.is_empty() => {
                             lookup_path(self.store(), &p.snapshot.tree, &components)?
                         }
-                        _ => None,
+                        // Backing up "/": the parent's root tree is the earlier version.
+                        Some(p) => {
+                            let mut root = Node::new(Vec::new(), NodeKind::Dir);
+                            root.subtree = Some(p.snapshot.tree);
+                            Some(root)
+                        }
+                        None => None,
                     };
                     if let Some(entry) = pipeline::walk(&ctx, &stages, path, earlier)? {
                         top.insert(&ctx, path, &components, entry);

@@ -378,10 +378,11 @@ fn load_subtree(ctx: &Context<'_>, earlier: Option<&Node>, path: &Path) -> Optio
     match Tree::load(ctx.store, &id) {
         Ok(tree) => Some(tree),
         Err(e) => {
-            // Without the parent's tree every file below is read again: slower, still right.
-            ctx.warn(
+            // Without the parent's tree every file below is read again: slower, still right,
+            // and nothing is missing from the snapshot, so this is not a backup warning.
+            ctx.progress.warning(
                 path,
-                format!("cannot use the parent snapshot here ({e}); reading everything below"),
+                &format!("cannot use the parent snapshot here ({e}); reading everything below"),
             );
             None
         }
@@ -413,6 +414,10 @@ pub(crate) fn walk(
         .build();
     let mut stack: Vec<Frame> = Vec::new();
     let mut top: Option<Entry> = None;
+    // Depth of the last entry that is not a directory frame: the walker may still descend
+    // below it (a root given as a symlink is followed; a directory may vanish or turn into a
+    // symlink between listing and stat), and such entries must not land in the wrong folder.
+    let mut skip_below: Option<usize> = None;
     for item in walker {
         if ctx.aborted() {
             return Err(aborted());
@@ -429,6 +434,9 @@ pub(crate) fn walk(
             }
         };
         let depth = entry.depth();
+        if skip_below.is_some_and(|limit| depth > limit) {
+            continue;
+        }
         while stack.last().is_some_and(|f| f.depth >= depth) {
             let frame = stack.pop().ok_or_else(aborted)?;
             let done = stages.finish_dir(frame)?;
@@ -440,6 +448,8 @@ pub(crate) fn walk(
         } else {
             entry.file_name().as_bytes().to_vec()
         };
+        // Whatever is not pushed as a frame below has no children in the snapshot.
+        skip_below = Some(depth);
         let meta = match std::fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e) => {
@@ -467,6 +477,7 @@ pub(crate) fn walk(
         };
         let item = match node.kind {
             NodeKind::Dir => {
+                skip_below = None;
                 add(&ctx.counters.dirs, 1);
                 let parent_tree = load_subtree(ctx, earlier_node, path);
                 stack.push(Frame {

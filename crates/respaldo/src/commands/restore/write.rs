@@ -41,7 +41,17 @@ fn parent_of(dest: &Path) -> &Path {
 pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
     let dest = &entry.dest;
     match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.file_type().is_dir() => return Ok(()),
+        Ok(meta) if meta.file_type().is_dir() => {
+            // A read-only directory left by an earlier restore must take new entries; its
+            // mode from the snapshot is set again in the last phase.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode();
+            if mode & 0o300 != 0o300 {
+                std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode | 0o700))
+                    .map_err(Error::io("make writable for the restore", dest))?;
+            }
+            return Ok(());
+        }
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(Error::UnsafePath {
                 path: entry.path_lossy(),
