@@ -308,3 +308,21 @@ fn a_path_given_as_a_symlink_to_a_folder_is_stored_as_the_symlink() {
         "nothing below the link is read"
     );
 }
+
+/// A file whose content does not match its metadata while read (procfs reports size 0 for
+/// files that have content) is noted as changed while read.
+#[test]
+fn a_file_that_changes_while_read_is_noted() {
+    let status = std::path::PathBuf::from(format!("/proc/{}/status", std::process::id()));
+    if !status.exists() {
+        eprintln!("skipped: no /proc on this system");
+        return;
+    }
+    let f = fixture();
+    let out = backup(&f.repo, &[&status], |_| {});
+    let node = node_at(&f.repo, &out.snapshot.tree, &status).unwrap();
+    assert_ne!(node.flags & FLAG_CHANGED_WHILE_READ, 0);
+    assert_eq!(out.snapshot.summary.files_changed_while_read, 1);
+    assert!(node.size > 0, "the content read is stored");
+    assert_eq!(node.size as usize, content(&f.repo, &node).len());
+}
