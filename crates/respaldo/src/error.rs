@@ -63,6 +63,11 @@ impl Error {
         move |source| Error::Io { op, path, source }
     }
 
+    /// An invalid-argument error.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidArgument(message.into())
+    }
+
     /// Whether the error means there is no repository at the location.
     pub fn is_no_repository(&self) -> bool {
         matches!(self, Error::Store(chunk_store::Error::NoRepository { .. }))

@@ -104,7 +104,6 @@ impl Repository {
         options: &InitOptions,
         cache_dir: &Path,
     ) -> Result<Self> {
-        let location = backend.location();
         // The index path depends on the repository id, known only once the config exists:
         // create with a temporary index, then reopen at the final place.
         let store_options = chunk_store::InitOptions {
@@ -131,7 +130,6 @@ impl Repository {
         )?;
         drop(store);
         let repository = Self::open_with_backend(backend, options.password.as_deref(), cache_dir)?;
-        debug_assert_eq!(repository.location, location);
         Ok(repository)
     }
 
@@ -208,12 +206,5 @@ impl From<&str> for SnapshotSpec {
         } else {
             SnapshotSpec::Id(s.to_string())
         }
-    }
-}
-
-impl Error {
-    /// An invalid-argument error.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidArgument(message.into())
     }
 }
