@@ -112,3 +112,31 @@ fn invalid_arguments_exit_2() {
         assert_eq!(code(&out), 2, "respaldo {args:?}:\n{}", describe(&out));
     }
 }
+
+#[test]
+fn a_locked_repository_exits_11_until_unlocked() {
+    let env = Env::new();
+    let source = env.path("src");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("a"), b"data").unwrap();
+    // A lock file nobody can read: it blocks everything until removed by hand.
+    let locks = env.repo.join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    std::fs::write(locks.join("a".repeat(64)), b"garbage").unwrap();
+
+    let out = env.run([std::ffi::OsStr::new("backup"), source.as_os_str()]);
+    assert_eq!(code(&out), 11, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("locked"), "{err}");
+    assert!(err.contains("unlock --remove-all"), "{err}");
+
+    let out = env.ok(["unlock"]);
+    assert!(
+        crate::util::stdout(&out).contains("no stale lock"),
+        "{}",
+        describe(&out)
+    );
+    env.ok(["unlock", "--remove-all"]);
+    env.ok([std::ffi::OsStr::new("backup"), source.as_os_str()]);
+    assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
+}

@@ -45,6 +45,7 @@ mod error;
 mod index;
 mod index_file;
 mod keys;
+mod lock_file;
 mod pack;
 mod seal;
 mod store;
@@ -59,5 +60,6 @@ pub use config::{
 pub use error::{Error, Result};
 pub use index_file::IndexedPack;
 pub use keys::{KdfParams, KeyInfo, KeyOrigin, MasterKey};
+pub use lock_file::LockInfo;
 pub use pack::PackEntry;
-pub use store::{AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE};
+pub use store::{AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE, PackReport};

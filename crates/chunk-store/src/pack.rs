@@ -209,8 +209,46 @@ pub(crate) fn read_pack_trailer(
     sealer: &Sealer,
     name: &str,
 ) -> Result<Vec<PackEntry>> {
-    let file = FileKind::Pack.display_path(name);
     let size = backend.size(FileKind::Pack, name)?;
+    parse_trailer(sealer, name, size, |offset, len| {
+        backend.read_range(FileKind::Pack, name, offset, len)
+    })
+}
+
+/// Reads and checks the trailer of pack `name` whose whole content is `bytes` (as
+/// [`read_pack_trailer`], without reading the backend again).
+pub(crate) fn trailer_from_bytes(
+    sealer: &Sealer,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Vec<PackEntry>> {
+    parse_trailer(sealer, name, bytes.len() as u64, |offset, len| {
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            .filter(|range| range.end <= bytes.len());
+        match range {
+            Some(range) => Ok(bytes[range].to_vec()),
+            None => Err(Error::ShortRead {
+                kind: FileKind::Pack.label(),
+                name: name.to_string(),
+                offset,
+                len,
+                size: bytes.len() as u64,
+            }),
+        }
+    })
+}
+
+/// The trailer checks of [`read_pack_trailer`] over any way of reading ranges of the pack.
+fn parse_trailer(
+    sealer: &Sealer,
+    name: &str,
+    size: u64,
+    read_range: impl Fn(u64, u64) -> Result<Vec<u8>>,
+) -> Result<Vec<PackEntry>> {
+    let file = FileKind::Pack.display_path(name);
     let min_size = codec::HEADER_LEN as u64 + FOOTER_LEN;
     if size < min_size {
         return Err(Error::corrupt(
@@ -219,10 +257,10 @@ pub(crate) fn read_pack_trailer(
             format!("pack is {size} bytes, too short to hold a footer"),
         ));
     }
-    let header = backend.read_range(FileKind::Pack, name, 0, codec::HEADER_LEN as u64)?;
+    let header = read_range(0, codec::HEADER_LEN as u64)?;
     let version = codec::read_header(&header, PACK_MAGIC, PACK_VERSION, &file)?;
     let footer_at = size - FOOTER_LEN;
-    let footer = backend.read_range(FileKind::Pack, name, footer_at, FOOTER_LEN)?;
+    let footer = read_range(footer_at, FOOTER_LEN)?;
     if &footer[4..] != FOOTER_MAGIC {
         return Err(Error::corrupt(
             &file,
@@ -243,7 +281,7 @@ pub(crate) fn read_pack_trailer(
                 format!("trailer length {trailer_len} does not fit in a pack of {size} bytes"),
             )
         })?;
-    let sealed = backend.read_range(FileKind::Pack, name, blobs_end, trailer_len)?;
+    let sealed = read_range(blobs_end, trailer_len)?;
     let trailer = sealer.open(&sealed, &trailer_ad(version), &file, blobs_end)?;
     let records: Vec<EntryRecord> = codec::decode(&trailer, &file, blobs_end)?;
     let mut entries = Vec::with_capacity(records.len());

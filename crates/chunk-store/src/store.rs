@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index_file::{self, IndexedPack};
 use crate::keys::{self, KdfParams, KeyInfo, KeyOrigin, MasterKey, Unwrapped};
+use crate::lock_file::{self, LockInfo};
 use crate::pack::{self, PackBuilder, PackEntry};
 use crate::seal::Sealer;
 
@@ -103,6 +104,29 @@ pub struct AddOutcome {
     pub stored_bytes: u64,
 }
 
+/// What reading a whole pack found ([`ChunkStore::verify_pack`]).
+#[derive(Debug)]
+pub struct PackReport {
+    /// Whether the pack's bytes hash to its name (false: some byte of it changed).
+    pub name_matches: bool,
+    /// The blobs its trailer lists, or why the trailer cannot be read.
+    pub trailer: Result<Vec<PackEntry>>,
+    /// Blobs expected in the pack that do not read back as their id, with why.
+    pub damaged: Vec<(PackEntry, Error)>,
+    /// Blobs expected in the pack that its (readable) trailer does not list as expected.
+    pub trailer_mismatch: Vec<ChunkId>,
+}
+
+impl PackReport {
+    /// Whether nothing is wrong with the pack.
+    pub fn is_intact(&self) -> bool {
+        self.name_matches
+            && self.trailer.is_ok()
+            && self.damaged.is_empty()
+            && self.trailer_mismatch.is_empty()
+    }
+}
+
 /// The blobs of one repository: deduplicated, compressed, sealed, packed and indexed.
 ///
 /// Safe to use from many threads at once: compression and sealing run on the calling thread,
@@ -122,6 +146,8 @@ pub struct ChunkStore {
     format_major: u16,
     /// BLAKE3 of the config file, which every key file vouches for.
     config_hash: [u8; 32],
+    /// Name of the key file that opened the repository.
+    opened_key: Option<String>,
     index: Index,
     state: Mutex<WriteState>,
 }
@@ -185,7 +211,7 @@ impl ChunkStore {
                     &options.key_origin,
                 )?;
                 backend.write(FileKind::Key, &key.name, &key.bytes)?;
-                Some(master)
+                Some((master, key.name))
             }
             None => None,
         };
@@ -268,7 +294,7 @@ impl ChunkStore {
         config: &RepoConfig,
         config_hash: &[u8; 32],
         password: &str,
-    ) -> Result<MasterKey> {
+    ) -> Result<(MasterKey, String)> {
         let names = backend.list(FileKind::Key)?;
         if names.is_empty() {
             return Err(Error::NoKeys {
@@ -301,7 +327,7 @@ impl ChunkStore {
                             ),
                         ));
                     } else {
-                        return Ok(key.master);
+                        return Ok((key.master, name.clone()));
                     }
                 }
                 Ok(Unwrapped::WrongPassword) => tried += 1,
@@ -320,9 +346,10 @@ impl ChunkStore {
     fn assemble(
         backend: Arc<dyn Backend>,
         (format_major, config, config_hash): (u16, RepoConfig, [u8; 32]),
-        master: Option<MasterKey>,
+        key: Option<(MasterKey, String)>,
         index_path: PathBuf,
     ) -> Result<Self> {
+        let (master, opened_key) = key.unzip();
         let (sealer, hasher, seed) = match &master {
             Some(master) => (
                 Sealer::encrypted(&master.data_key()),
@@ -342,6 +369,7 @@ impl ChunkStore {
             master,
             format_major,
             config_hash,
+            opened_key,
             index,
             state: Mutex::new(WriteState::default()),
         })
@@ -473,30 +501,74 @@ impl ChunkStore {
                 data,
                 sealed,
             )?;
-            let full = {
-                let mut state = self.state();
-                let pack_size = self.config.pack_size as usize;
-                let open = state
-                    .open_pack(kind)
-                    .get_or_insert_with(|| PackBuilder::new(pack_size + sealed.len()));
-                // `data.len()` <= MAX_BLOB_SIZE, which fits in a u32.
-                open.add(id, kind, encoding, data.len() as u32, sealed)?;
-                if open.len() >= pack_size || open.entries().len() >= MAX_PACK_ENTRIES {
-                    state.open_pack(kind).take()
-                } else {
-                    None
-                }
-            };
-            if let Some(full) = full {
-                self.write_pack(full)?;
-                self.write_index_if_due(false)?;
-            }
+            // `data.len()` <= MAX_BLOB_SIZE, which fits in a u32.
+            self.append_sealed(kind, id, encoding, data.len() as u32, sealed)?;
             Ok(AddOutcome {
                 id,
                 stored: true,
                 stored_bytes: sealed.len() as u64,
             })
         })
+    }
+
+    /// Appends a sealed blob (whose id the caller reserved in `pending`) to the open pack of
+    /// its kind, and writes the pack (and an index file) when full.
+    fn append_sealed(
+        &self,
+        kind: BlobKind,
+        id: ChunkId,
+        encoding: Encoding,
+        raw_length: u32,
+        sealed: &[u8],
+    ) -> Result<()> {
+        let full = {
+            let mut state = self.state();
+            let pack_size = self.config.pack_size as usize;
+            let open = state
+                .open_pack(kind)
+                .get_or_insert_with(|| PackBuilder::new(pack_size + sealed.len()));
+            open.add(id, kind, encoding, raw_length, sealed)?;
+            if open.len() >= pack_size || open.entries().len() >= MAX_PACK_ENTRIES {
+                state.open_pack(kind).take()
+            } else {
+                None
+            }
+        };
+        if let Some(full) = full {
+            self.write_pack(full)?;
+            self.write_index_if_due(false)?;
+        }
+        Ok(())
+    }
+
+    /// Copies blob `entry` of pack `pack`, given as its sealed bytes, into the packs this
+    /// store is writing, after verifying it against its id: for prune, which rewrites the
+    /// used blobs of packs it deletes. The copy is bit for bit (a seal binds a blob to its id
+    /// and kind, not to its pack), and it is stored even though the index knows the blob in
+    /// `pack`; a blob already copied in this session is not copied again. Like
+    /// [`ChunkStore::add_blob`], the copy is durable after the next [`ChunkStore::flush`].
+    ///
+    /// Errors: [`Error::Corrupt`] naming the pack when the blob is damaged (nothing is copied).
+    pub fn repack_blob(&self, pack: &ChunkId, entry: &PackEntry, sealed: &[u8]) -> Result<()> {
+        self.decode_blob(&entry.id, &entry.location(*pack), sealed)?;
+        {
+            let mut state = self.state();
+            if state.pending.contains_key(&entry.id) {
+                return Ok(());
+            }
+            state.pending.insert(entry.id, Pending::Open(entry.kind));
+        }
+        let result = self.append_sealed(
+            entry.kind,
+            entry.id,
+            entry.encoding,
+            entry.raw_length,
+            sealed,
+        );
+        if result.is_err() {
+            self.state().pending.remove(&entry.id);
+        }
+        result
     }
 
     /// Seals and writes a pack; its blobs become readable and wait for an index file.
@@ -660,10 +732,24 @@ impl ChunkStore {
     /// Brings the fast index up to date with every index file in the repository that it has
     /// not absorbed yet (those written by other processes, or before it was deleted). Returns
     /// how many index files were read.
+    ///
+    /// When an index file it absorbed is gone (prune or repair replaced it, and may have
+    /// deleted packs it listed), the fast index is emptied and rebuilt from every index file,
+    /// so that it never points into a deleted pack.
     pub fn sync_index(&self) -> Result<usize> {
-        let absorbed = self.index.absorbed_index_files()?;
+        let mut absorbed = self.index.absorbed_index_files()?;
+        let listed = self.backend.list(FileKind::Index)?;
+        let listed_set: std::collections::HashSet<&str> =
+            listed.iter().map(String::as_str).collect();
+        if absorbed
+            .iter()
+            .any(|name| !listed_set.contains(name.as_str()))
+        {
+            self.index.clear()?;
+            absorbed.clear();
+        }
         let mut read = 0;
-        for name in self.backend.list(FileKind::Index)? {
+        for name in listed {
             if absorbed.contains(&name) {
                 continue;
             }
@@ -716,16 +802,134 @@ impl ChunkStore {
     pub fn read_index_files(&self) -> Result<Vec<(String, Vec<IndexedPack>)>> {
         let mut files = Vec::new();
         for name in self.backend.list(FileKind::Index)? {
-            let bytes = self.backend.read(FileKind::Index, &name)?;
-            let packs = index_file::decode(&self.sealer, &name, &bytes)?;
+            let packs = self.read_index_file(&name)?;
             files.push((name, packs));
         }
         Ok(files)
     }
 
+    /// The packs listed by index file `name`, checked; damage is [`Error::Corrupt`] naming
+    /// `index/NAME`.
+    pub fn read_index_file(&self, name: &str) -> Result<Vec<IndexedPack>> {
+        let bytes = self.backend.read(FileKind::Index, name)?;
+        index_file::decode(&self.sealer, name, &bytes)
+    }
+
+    /// Writes an index file listing `packs` and returns its name, without recording it in
+    /// the fast index (for prune and repair, which rebuild the fast index when done).
+    pub fn write_index_file(&self, packs: &[IndexedPack]) -> Result<String> {
+        let (name, bytes) = index_file::encode(&self.sealer, packs)?;
+        self.backend.write(FileKind::Index, &name, &bytes)?;
+        Ok(name)
+    }
+
+    /// The whole content of pack `pack`.
+    pub fn read_pack(&self, pack: &ChunkId) -> Result<Vec<u8>> {
+        self.backend.read(FileKind::Pack, &pack.to_hex())
+    }
+
+    /// Reads pack `pack` whole and verifies it: its name, its trailer, and every blob of
+    /// `expected` (the blobs the index lists in it) against its id. Damage is reported in the
+    /// [`PackReport`]; an error means the pack could not be read at all (for example
+    /// [`Error::NotFound`]).
+    pub fn verify_pack(&self, pack: &ChunkId, expected: &[PackEntry]) -> Result<PackReport> {
+        let bytes = self.read_pack(pack)?;
+        Ok(self.verify_pack_bytes(pack, &bytes, expected))
+    }
+
+    /// [`ChunkStore::verify_pack`] over a pack already read.
+    pub fn verify_pack_bytes(
+        &self,
+        pack: &ChunkId,
+        bytes: &[u8],
+        expected: &[PackEntry],
+    ) -> PackReport {
+        let name = pack.to_hex();
+        let name_matches = blake3::hash(bytes).as_bytes() == pack.as_bytes();
+        let trailer = pack::trailer_from_bytes(&self.sealer, &name, bytes);
+        let mut damaged = Vec::new();
+        for entry in expected {
+            let sealed = usize::try_from(entry.offset)
+                .ok()
+                .and_then(|start| bytes.get(start..start.checked_add(entry.length as usize)?));
+            let result = match sealed {
+                Some(sealed) => self.decode_blob(&entry.id, &entry.location(*pack), sealed),
+                None => Err(Error::ShortRead {
+                    kind: FileKind::Pack.label(),
+                    name: name.clone(),
+                    offset: entry.offset,
+                    len: u64::from(entry.length),
+                    size: bytes.len() as u64,
+                }),
+            };
+            if let Err(e) = result {
+                damaged.push((*entry, e));
+            }
+        }
+        let trailer_mismatch = match &trailer {
+            Ok(listed) => {
+                let listed: HashMap<ChunkId, &PackEntry> =
+                    listed.iter().map(|e| (e.id, e)).collect();
+                expected
+                    .iter()
+                    .filter(|e| listed.get(&e.id).is_none_or(|l| *l != *e))
+                    .map(|e| e.id)
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        PackReport {
+            name_matches,
+            trailer,
+            damaged,
+            trailer_mismatch,
+        }
+    }
+
+    /// The name of the key file that opened this repository (`None` when unencrypted).
+    pub fn opened_key(&self) -> Option<&str> {
+        self.opened_key.as_deref()
+    }
+
     /// Number of blobs in the fast index.
     pub fn indexed_blob_count(&self) -> Result<u64> {
         self.index.len()
+    }
+
+    /// A new, unused lock file name (64 random hex digits).
+    pub fn new_lock_name(&self) -> Result<String> {
+        lock_file::random_name()
+    }
+
+    /// Writes (or rewrites, when refreshing) lock file `name`, sealed with the repository key.
+    pub fn write_lock(&self, name: &str, info: &LockInfo) -> Result<()> {
+        let bytes = lock_file::encode(&self.sealer, info)?;
+        self.backend.write(FileKind::Lock, name, &bytes)
+    }
+
+    /// Reads lock file `name`: [`Error::NotFound`] when it is gone, [`Error::Corrupt`] naming
+    /// it when it is damaged or was sealed with another key.
+    pub fn read_lock(&self, name: &str) -> Result<LockInfo> {
+        let bytes = self.backend.read(FileKind::Lock, name)?;
+        lock_file::decode(&self.sealer, name, &bytes)
+    }
+
+    /// Every lock file, each with what it says or why it cannot be read. A lock removed while
+    /// listing is left out.
+    pub fn list_locks(&self) -> Result<Vec<(String, Result<LockInfo>)>> {
+        let mut locks = Vec::new();
+        for name in self.backend.list(FileKind::Lock)? {
+            match self.read_lock(&name) {
+                Err(e) if e.is_not_found() => {}
+                other => locks.push((name, other)),
+            }
+        }
+        Ok(locks)
+    }
+
+    /// Deletes lock file `name` (idempotent).
+    pub fn remove_lock(&self, name: &str) -> Result<()> {
+        self.backend.delete(FileKind::Lock, name)
     }
 
     /// Adds a key file that opens this repository with `password`; returns its name.

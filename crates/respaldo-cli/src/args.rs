@@ -65,6 +65,16 @@ pub struct Global {
         conflicts_with = "verbose"
     )]
     pub quiet: bool,
+    /// When the repository is locked, keep trying for DURATION (`30s`, `5m`, `1h`) before
+    /// failing.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub retry_lock: Option<std::time::Duration>,
     /// Print more detail (each warning, each file); repeat for more.
     #[arg(long, short = 'v', global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -89,6 +99,17 @@ pub enum Command {
     Dump(DumpArgs),
     /// Show sizes, deduplication and compression of a snapshot or of the repository.
     Stats(StatsArgs),
+    /// Remove stale locks (left by processes that are gone).
+    Unlock(UnlockArgs),
+}
+
+/// `unlock`.
+#[derive(Debug, ClapArgs)]
+pub struct UnlockArgs {
+    /// Remove every lock, also those of running processes and unreadable ones. Only when no
+    /// other respaldo process uses the repository.
+    #[arg(long)]
+    pub remove_all: bool,
 }
 
 /// `init`.
@@ -247,6 +268,14 @@ pub fn parse_snapshot(s: &str) -> Result<SnapshotSpec, String> {
     Ok(SnapshotSpec::Id(s.to_ascii_lowercase()))
 }
 
+/// A duration such as `30s`, `5m`, `1h30m` or `2 days`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let parsed: jiff::SignedDuration = s.trim().parse().map_err(|_| {
+        format!("cannot read {s:?} as a duration: use for example 30s, 5m, 1h30m or 2d")
+    })?;
+    std::time::Duration::try_from(parsed).map_err(|_| format!("{s:?} is not a positive duration"))
+}
+
 /// A point in time as nanoseconds since the Unix epoch: RFC 3339 with an offset
 /// (`2026-11-20T13:00:00+01:00`), or a civil time in the system time zone
 /// (`2026-11-20 13:00`, `2026-11-20 13:00:30`, `2026-11-20T13:00`).
@@ -305,6 +334,16 @@ mod tests {
         assert_eq!(parse_time("2026-11-20 13:00:30"), Ok(expect(second)));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01 00:00").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
     }
 
     #[test]

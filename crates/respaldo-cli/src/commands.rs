@@ -19,6 +19,7 @@ mod ls;
 mod restore;
 mod snapshots;
 mod stats;
+mod unlock;
 
 /// Exit code of a backup that saved a snapshot but could not read some sources.
 pub const EXIT_PARTIAL: u8 = 3;
@@ -36,6 +37,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(global, &ui, a),
         Command::Dump(a) => dump::run(global, &ui, a),
         Command::Stats(a) => stats::run(global, &ui, a),
+        Command::Unlock(a) => unlock::run(global, &ui, a),
     }
 }
 
@@ -58,6 +60,14 @@ fn cache_dir() -> Result<PathBuf> {
 /// Opens the repository, asking for the password on a terminal when it is encrypted and none
 /// was given.
 fn open(global: &Global) -> Result<Repository> {
+    let mut repo = open_unlocked(global)?;
+    if let Some(wait) = global.retry_lock {
+        repo.set_lock_wait(wait);
+    }
+    Ok(repo)
+}
+
+fn open_unlocked(global: &Global) -> Result<Repository> {
     let location = location(global)?;
     let cache = cache_dir()?;
     if let Some(password) = password::given(global)? {

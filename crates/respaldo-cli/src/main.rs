@@ -19,6 +19,8 @@ use clap::Parser;
 
 /// No repository at the location.
 const EXIT_NO_REPOSITORY: u8 = 10;
+/// Another process holds a conflicting lock.
+const EXIT_LOCKED: u8 = 11;
 /// Wrong or missing password.
 const EXIT_WRONG_PASSWORD: u8 = 12;
 
@@ -41,6 +43,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
     let missing_password = err.chain().any(|e| e.is::<password::MissingPassword>());
     let (code, hint) = match engine {
         Some(e) if e.is_no_repository() => (EXIT_NO_REPOSITORY, None),
+        Some(e) if e.is_locked() => (EXIT_LOCKED, None),
         Some(e) if e.is_wrong_password() => (
             EXIT_WRONG_PASSWORD,
             Some(

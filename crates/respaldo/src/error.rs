@@ -43,6 +43,30 @@ pub enum Error {
         /// Why it is unsafe.
         reason: String,
     },
+    /// Another process holds a lock that conflicts with the one asked for.
+    #[error(
+        "the repository is locked: {holder}. {}",
+        locked_hint(stale.as_deref(), *remove_all)
+    )]
+    Locked {
+        /// The conflicting lock, described.
+        holder: String,
+        /// Why it looks stale, if it does.
+        stale: Option<String>,
+        /// Whether only `unlock --remove-all` can remove it (it cannot be read).
+        remove_all: bool,
+    },
+    /// A lock this operation held was lost; it stopped before committing anything.
+    #[error(
+        "lost the repository lock {lock}: {reason}. Nothing was committed; another process \
+         (prune?) may have changed the repository meanwhile: run the operation again"
+    )]
+    LockLost {
+        /// The lock file.
+        lock: String,
+        /// How it was lost.
+        reason: String,
+    },
     /// Restored content does not match what the snapshot says.
     #[error("restored {path} does not match the snapshot: {reason}")]
     Verify {
@@ -73,9 +97,29 @@ impl Error {
         matches!(self, Error::Store(chunk_store::Error::NoRepository { .. }))
     }
 
+    /// Whether the error means another process holds a conflicting lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. })
+    }
+
     /// Whether the error means the password was wrong (or missing).
     pub fn is_wrong_password(&self) -> bool {
         matches!(self, Error::Store(chunk_store::Error::WrongPassword { .. }))
+    }
+}
+
+fn locked_hint(stale: Option<&str>, remove_all: bool) -> String {
+    match (stale, remove_all) {
+        (_, true) => "If no other respaldo process uses the repository, remove it with \
+                      `respaldo unlock --remove-all`"
+            .to_string(),
+        (Some(why), false) => format!(
+            "The lock looks stale: {why}. If no other respaldo process uses the repository, \
+             remove it with `respaldo unlock`"
+        ),
+        (None, false) => "Wait for that operation to finish, or let this one wait for it \
+                          with --retry-lock DURATION"
+            .to_string(),
     }
 }
 

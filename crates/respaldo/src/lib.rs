@@ -6,6 +6,7 @@
 
 mod commands;
 mod error;
+mod lock;
 mod progress;
 mod repository;
 
@@ -15,12 +16,13 @@ pub use commands::ls::ListedNode;
 pub use commands::restore::{RestoreOptions, RestoreOutcome};
 pub use commands::stats::Stats;
 pub use error::{Error, Result};
+pub use lock::{LockKind, LockStatus, REFRESH_EVERY, RepositoryLock, STALE_AFTER, staleness};
 pub use progress::{NoProgress, Progress, Warning};
 pub use repository::{
     InitOptions, Repository, SnapshotSpec, default_cache_dir, format_time_ns, hostname, username,
 };
 
-pub use chunk_store::{ChunkId, KdfParams};
+pub use chunk_store::{ChunkId, KdfParams, LockInfo};
 pub use chunker::ChunkerParams;
 pub use snapshot_index::{
     Catalog, Change, ChangeKind, Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary,

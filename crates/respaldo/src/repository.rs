@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chunk_store::{Backend, ChunkStore, KdfParams, KeyOrigin, LocalBackend};
 use chunker::ChunkerParams;
@@ -47,8 +48,9 @@ pub enum SnapshotSpec {
 /// An open repository.
 #[derive(Debug)]
 pub struct Repository {
-    store: ChunkStore,
+    store: Arc<ChunkStore>,
     location: String,
+    lock_wait: Duration,
 }
 
 /// The folder for local caches: `RESPALDO_CACHE_DIR`, else `$XDG_CACHE_HOME/respaldo`, else
@@ -150,13 +152,33 @@ impl Repository {
         let location = backend.location();
         let config = ChunkStore::read_config(backend.as_ref())?;
         let index = index_path(cache_dir, &config.repository_id_hex());
-        let store = ChunkStore::open(backend, password, index)?;
-        Ok(Self { store, location })
+        let store = Arc::new(ChunkStore::open(backend, password, index)?);
+        Ok(Self {
+            store,
+            location,
+            lock_wait: Duration::ZERO,
+        })
     }
 
     /// The chunk store underneath.
     pub fn store(&self) -> &ChunkStore {
         &self.store
+    }
+
+    /// The chunk store, shared (for threads that outlive a borrow, such as a lock refresher).
+    pub(crate) fn shared_store(&self) -> Arc<ChunkStore> {
+        self.store.clone()
+    }
+
+    /// How long taking a lock waits for conflicting locks to go before it fails with
+    /// [`Error::Locked`] (default: not at all).
+    pub fn set_lock_wait(&mut self, wait: Duration) {
+        self.lock_wait = wait;
+    }
+
+    /// See [`Repository::set_lock_wait`].
+    pub fn lock_wait(&self) -> Duration {
+        self.lock_wait
     }
 
     /// Where the repository lives.

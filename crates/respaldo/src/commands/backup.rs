@@ -18,6 +18,7 @@ use self::excludes::Excludes;
 use self::metadata::node_from_metadata;
 use self::pipeline::{Context, Entry, Stages};
 use crate::error::{Error, Result};
+use crate::lock::{LockKind, RepositoryLock};
 use crate::progress::{Progress, Warning};
 use crate::repository::{Repository, hostname, username};
 
@@ -70,6 +71,7 @@ impl Repository {
         let started = std::time::Instant::now();
         let time_ns = options.time_ns.unwrap_or_else(now_ns);
         let paths = clean_paths(&options.paths)?;
+        let lock = self.lock(LockKind::Shared, "backup")?;
         if paths.is_empty() {
             return Err(Error::invalid("nothing to back up: give at least one path"));
         }
@@ -157,6 +159,7 @@ impl Repository {
         let mut summary = ctx.summary();
         summary.duration_ns = started.elapsed().as_nanos() as u64;
         self.commit(
+            &lock,
             options,
             host,
             path_names,
@@ -179,6 +182,7 @@ impl Repository {
         let started = std::time::Instant::now();
         let time_ns = options.time_ns.unwrap_or_else(now_ns);
         snapshot_index::validate_name(filename.as_bytes(), "--stdin-filename")?;
+        let lock = self.lock(LockKind::Shared, "backup")?;
         let host = options.host.clone().unwrap_or_else(hostname);
         let excludes = Excludes::new(&[], &[], &[])?;
         let ctx = Context::new(self.store(), excludes, false, progress);
@@ -207,6 +211,7 @@ impl Repository {
         summary.total_bytes = read;
         summary.duration_ns = started.elapsed().as_nanos() as u64;
         self.commit(
+            &lock,
             options,
             host,
             vec![format!("/{filename}")],
@@ -237,6 +242,7 @@ impl Repository {
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
+        lock: &RepositoryLock,
         options: &BackupOptions,
         hostname: String,
         paths: Vec<String>,
@@ -247,6 +253,8 @@ impl Repository {
         warnings: Vec<Warning>,
     ) -> Result<BackupOutcome> {
         self.store().flush()?;
+        // Had the lock been lost, a prune could have deleted packs this snapshot refers to.
+        lock.ensure_held()?;
         let snapshot = Snapshot {
             time_ns,
             utc_offset_s: utc_offset(time_ns),

@@ -26,6 +26,7 @@ use rayon::prelude::*;
 use snapshot_index::SnapshotEntry;
 
 use crate::error::{Error, Result};
+use crate::lock::LockKind;
 use crate::progress::{Progress, Warning};
 use crate::repository::Repository;
 
@@ -111,6 +112,7 @@ impl Repository {
         }
         let filter = filter::PathFilter::new(&options.includes, &options.excludes)?;
         let target = options.target.clone();
+        let _lock = self.lock(LockKind::Shared, "restore")?;
         let plan = plan::build(self.store(), &snapshot.snapshot.tree, &target, &filter)?;
 
         std::fs::create_dir_all(&target)
