@@ -8,6 +8,7 @@
 
 mod basics;
 mod browse;
+mod damage;
 mod errors;
 mod roundtrip;
 mod tree;

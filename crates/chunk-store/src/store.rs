@@ -959,11 +959,15 @@ impl ChunkStore {
         self.backend
             .list(FileKind::Key)?
             .into_iter()
-            .map(|name| {
-                let bytes = self.backend.read(FileKind::Key, &name)?;
-                keys::info(&name, &bytes)
-            })
+            .map(|name| self.key_info(&name))
             .collect()
+    }
+
+    /// The public part of key file `name`, checked against its name and checksum; damage is
+    /// [`Error::Corrupt`] naming `keys/NAME`.
+    pub fn key_info(&self, name: &str) -> Result<KeyInfo> {
+        let bytes = self.backend.read(FileKind::Key, name)?;
+        keys::info(name, &bytes)
     }
 
     /// Removes key file `name`; removing the last key is refused, since nothing could open the

@@ -101,6 +101,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Remove stale locks (left by processes that are gone).
     Unlock(UnlockArgs),
+    /// Check that every snapshot can be restored; `--read-data` also verifies every blob.
+    Check(crate::commands::check::CheckArgs),
+    /// Delete data no snapshot needs any more (after `forget`).
+    Prune(crate::commands::prune::PruneArgs),
 }
 
 /// `unlock`.

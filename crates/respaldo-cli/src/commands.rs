@@ -12,10 +12,12 @@ use crate::output::Ui;
 use crate::password::{self, MissingPassword};
 
 mod backup;
+pub mod check;
 mod diff;
 mod dump;
 mod init;
 mod ls;
+pub mod prune;
 mod restore;
 mod snapshots;
 mod stats;
@@ -38,6 +40,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Dump(a) => dump::run(global, &ui, a),
         Command::Stats(a) => stats::run(global, &ui, a),
         Command::Unlock(a) => unlock::run(global, &ui, a),
+        Command::Check(a) => check::run(global, &ui, a),
+        Command::Prune(a) => prune::run(global, &ui, a),
     }
 }
 

@@ -1,8 +1,10 @@
 //! One module per command, each reached through a method on [`crate::Repository`].
 
 pub(crate) mod backup;
+pub(crate) mod check;
 pub(crate) mod diff;
 pub(crate) mod dump;
 pub(crate) mod ls;
+pub(crate) mod prune;
 pub(crate) mod restore;
 pub(crate) mod stats;

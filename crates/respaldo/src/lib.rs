@@ -11,8 +11,12 @@ mod progress;
 mod repository;
 
 pub use commands::backup::{BackupOptions, BackupOutcome};
+pub use commands::check::{
+    AffectedFile, CheckOptions, CheckOutcome, DataSubset, MAX_AFFECTED, Problem, ReadData,
+};
 pub use commands::diff::DiffEntry;
 pub use commands::ls::ListedNode;
+pub use commands::prune::{PruneOptions, PruneOutcome};
 pub use commands::restore::{RestoreOptions, RestoreOutcome};
 pub use commands::stats::Stats;
 pub use error::{Error, Result};

@@ -1,0 +1,508 @@
+//! `check`: can every snapshot be restored?
+//!
+//! Without reading data, check proves that the repository's structure holds: every key file
+//! and index file is intact, every pack an index file lists exists with the listed size, every
+//! snapshot manifest and every tree loads, and every blob a snapshot refers to is listed by an
+//! index file in a pack that exists. With `--read-data` (or a deterministic subset of packs) it
+//! also reads packs whole and verifies every blob against its id, and each pack against its
+//! name. Every problem is reported with the file it is in and the snapshots and paths it
+//! affects; nothing is changed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+
+use chunk_store::{ChunkId, FileKind, PackEntry};
+use rayon::prelude::*;
+use snapshot_index::{NodeKind, Snapshot, Tree};
+
+use crate::error::{Error, Result};
+use crate::lock::LockKind;
+use crate::progress::Progress;
+use crate::repository::Repository;
+
+/// Which packs `check` reads whole.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ReadData {
+    /// None: check the structure only.
+    #[default]
+    No,
+    /// Every pack.
+    All,
+    /// A deterministic part of the packs.
+    Subset(DataSubset),
+}
+
+/// A deterministic part of the packs: the same packs on every run with the same value, and
+/// the parts `1/M` to `M/M` cover every pack exactly once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DataSubset {
+    /// About this percentage (0 to 100) of the packs: those whose id, read as a fraction,
+    /// falls below it.
+    Percent(f64),
+    /// Part `k` of `m` (1 ≤ k ≤ m): the packs whose id, as a number, is `k - 1` modulo `m`.
+    Part {
+        /// Which part, from 1.
+        k: u32,
+        /// How many parts.
+        m: u32,
+    },
+}
+
+impl DataSubset {
+    /// Whether pack `pack` is in this subset.
+    pub fn contains(&self, pack: &ChunkId) -> bool {
+        let b = pack.as_bytes();
+        let head = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        match *self {
+            DataSubset::Percent(p) => f64::from(head) < p / 100.0 * 4_294_967_296.0,
+            DataSubset::Part { k, m } => head % m == k - 1,
+        }
+    }
+}
+
+impl FromStr for DataSubset {
+    type Err = Error;
+
+    /// `N%` (0 < N ≤ 100, decimals allowed) or `K/M` (1 ≤ K ≤ M).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(format!(
+                "invalid data subset {s:?}: give a percentage such as 10% or a part such as 2/5"
+            ))
+        };
+        let s = s.trim();
+        if let Some(percent) = s.strip_suffix('%') {
+            let p: f64 = percent.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(DataSubset::Percent(p));
+        }
+        let (k, m) = s.split_once('/').ok_or_else(bad)?;
+        let k: u32 = k.trim().parse().map_err(|_| bad())?;
+        let m: u32 = m.trim().parse().map_err(|_| bad())?;
+        if k == 0 || k > m {
+            return Err(bad());
+        }
+        Ok(DataSubset::Part { k, m })
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Which packs to read and verify blob by blob.
+    pub read_data: ReadData,
+}
+
+/// A file of a snapshot that a problem makes unrestorable (in whole or in part).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AffectedFile {
+    /// The snapshot.
+    pub snapshot: ChunkId,
+    /// The path in it.
+    pub path: String,
+}
+
+/// One thing wrong (or worth knowing) about the repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The damaged or missing object: a repository file (`packs/…`, `index/…`,
+    /// `snapshots/…`, `keys/…`), `tree <id>`, or `missing blobs`.
+    pub object: String,
+    /// What is wrong and what the user can do.
+    pub message: String,
+    /// Files it affects, sorted (at most [`MAX_AFFECTED`] are listed).
+    pub affected: Vec<AffectedFile>,
+    /// How many affected files were not listed beyond [`MAX_AFFECTED`].
+    pub more_affected: usize,
+}
+
+/// Most affected files listed per problem.
+pub const MAX_AFFECTED: usize = 1000;
+
+/// What `check` found.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOutcome {
+    /// Snapshots checked.
+    pub snapshots: u64,
+    /// Distinct trees loaded.
+    pub trees: u64,
+    /// Distinct data blobs referenced by the snapshots.
+    pub data_blobs: u64,
+    /// Index files read.
+    pub index_files: u64,
+    /// Packs listed by the index files.
+    pub packs: u64,
+    /// Packs read whole and verified.
+    pub packs_read: u64,
+    /// Bytes read for that.
+    pub bytes_read: u64,
+    /// Damage: the repository cannot restore something, or a file is not what it should be.
+    pub errors: Vec<Problem>,
+    /// Harmless findings (such as packs no index lists, left by interrupted backups).
+    pub warnings: Vec<Problem>,
+}
+
+impl CheckOutcome {
+    /// Whether no error was found.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Problems gathered by object, so that each damaged file is reported once with everything it
+/// affects.
+#[derive(Default)]
+struct Problems {
+    errors: BTreeMap<String, Problem>,
+    affected: HashMap<String, HashSet<AffectedFile>>,
+}
+
+impl Problems {
+    fn error(&mut self, object: impl Into<String>, message: impl Into<String>) {
+        let object = object.into();
+        self.errors.entry(object.clone()).or_insert(Problem {
+            object,
+            message: message.into(),
+            affected: Vec::new(),
+            more_affected: 0,
+        });
+    }
+
+    fn affects(&mut self, object: &str, snapshot: ChunkId, path: &str) {
+        self.affected
+            .entry(object.to_string())
+            .or_default()
+            .insert(AffectedFile {
+                snapshot,
+                path: path.to_string(),
+            });
+    }
+
+    fn into_errors(mut self) -> Vec<Problem> {
+        for (object, files) in self.affected {
+            if let Some(problem) = self.errors.get_mut(&object) {
+                let mut files: Vec<AffectedFile> = files.into_iter().collect();
+                files.sort();
+                problem.more_affected = files.len().saturating_sub(MAX_AFFECTED);
+                files.truncate(MAX_AFFECTED);
+                problem.affected = files;
+            }
+        }
+        self.errors.into_values().collect()
+    }
+}
+
+/// A pack as the index files list it.
+struct Listed {
+    size: u64,
+    entries: Vec<PackEntry>,
+    index_file: String,
+}
+
+/// The object a missing blob is reported under.
+const MISSING_BLOBS: &str = "missing blobs";
+
+/// Walks the trees of every snapshot, skipping subtrees already found clean.
+struct Walker<'a> {
+    repo: &'a Repository,
+    /// Blob id → the problem object that makes it unreadable (missing, or every copy bad).
+    bad: &'a HashMap<ChunkId, String>,
+    /// Every blob some index file lists.
+    listed: &'a HashMap<ChunkId, Vec<ChunkId>>,
+    clean: HashSet<ChunkId>,
+    loaded: HashSet<ChunkId>,
+    data_blobs: HashSet<ChunkId>,
+    problems: &'a mut Problems,
+}
+
+impl Walker<'_> {
+    /// Why blob `id` cannot be read, if it cannot: the problem object it is reported under.
+    fn blob_problem(&mut self, id: &ChunkId) -> Option<String> {
+        if let Some(object) = self.bad.get(id) {
+            return Some(object.clone());
+        }
+        if !self.listed.contains_key(id) {
+            self.problems.error(
+                MISSING_BLOBS,
+                "blobs that snapshots refer to are listed by no index file: if a pack holds \
+                 them, `respaldo repair index` finds them again; otherwise `respaldo repair \
+                 snapshots` writes snapshots without the files that need them",
+            );
+            return Some(MISSING_BLOBS.to_string());
+        }
+        None
+    }
+
+    /// Checks tree `id` at `path` of `snapshot`; whether anything below is damaged.
+    fn tree(&mut self, snapshot: ChunkId, id: ChunkId, path: &str) -> bool {
+        if self.clean.contains(&id) {
+            return false;
+        }
+        let shown = if path.is_empty() { "/" } else { path };
+        if let Some(object) = self.blob_problem(&id) {
+            self.problems.affects(&object, snapshot, shown);
+            return true;
+        }
+        let tree = match Tree::load(self.repo.store(), &id) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let object = format!("tree {id}");
+                self.problems.error(
+                    &object,
+                    format!(
+                        "{e}; `respaldo repair snapshots` writes snapshots that hold an empty \
+                         folder in its place"
+                    ),
+                );
+                self.problems.affects(&object, snapshot, shown);
+                return true;
+            }
+        };
+        self.loaded.insert(id);
+        let mut damaged = false;
+        for node in tree.nodes() {
+            let child = format!("{path}/{}", String::from_utf8_lossy(&node.name));
+            match node.kind {
+                NodeKind::File | NodeKind::Hardlink => {
+                    for chunk in &node.content {
+                        self.data_blobs.insert(*chunk);
+                        if let Some(object) = self.blob_problem(chunk) {
+                            self.problems.affects(&object, snapshot, &child);
+                            damaged = true;
+                        }
+                    }
+                }
+                NodeKind::Dir => match node.subtree {
+                    Some(subtree) => damaged |= self.tree(snapshot, subtree, &child),
+                    None => {
+                        let object = format!("tree {id}");
+                        self.problems
+                            .error(&object, format!("folder {child} has no subtree"));
+                        self.problems.affects(&object, snapshot, &child);
+                        damaged = true;
+                    }
+                },
+                _ => {}
+            }
+        }
+        if !damaged {
+            self.clean.insert(id);
+        }
+        damaged
+    }
+}
+
+impl Repository {
+    /// Checks the repository (see the module documentation); takes a shared lock.
+    ///
+    /// Damage is reported in the outcome, not as an error: an error means the check itself
+    /// could not run (the lock, the backend).
+    pub fn check(&self, options: &CheckOptions, progress: &dyn Progress) -> Result<CheckOutcome> {
+        let _lock = self.lock(LockKind::Shared, "check")?;
+        let store = self.store();
+        let backend = store.backend();
+        let mut outcome = CheckOutcome::default();
+        let mut problems = Problems::default();
+
+        for name in backend.list(FileKind::Key)? {
+            if let Err(e) = store.key_info(&name) {
+                problems.error(FileKind::Key.display_path(&name), e.to_string());
+            }
+        }
+
+        // The index files are the durable index: check against them, not the local cache.
+        let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
+        let mut listed: HashMap<ChunkId, Vec<ChunkId>> = HashMap::new();
+        for name in backend.list(FileKind::Index)? {
+            outcome.index_files += 1;
+            match store.read_index_file(&name) {
+                Ok(file) => {
+                    for pack in file {
+                        if packs.contains_key(&pack.pack) {
+                            continue;
+                        }
+                        for entry in &pack.blobs {
+                            listed.entry(entry.id).or_default().push(pack.pack);
+                        }
+                        packs.insert(
+                            pack.pack,
+                            Listed {
+                                size: pack.size,
+                                entries: pack.blobs,
+                                index_file: name.clone(),
+                            },
+                        );
+                    }
+                }
+                Err(e) => problems.error(
+                    FileKind::Index.display_path(&name),
+                    format!("{e}. The packs it lists are found again by `respaldo repair index`"),
+                ),
+            }
+        }
+        outcome.packs = packs.len() as u64;
+
+        // Locations known to be unreadable: (blob, pack) → problem object.
+        let mut bad_locations: HashMap<(ChunkId, ChunkId), String> = HashMap::new();
+        let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
+        let mut readable = Vec::new();
+        for (pack, listing) in &packs {
+            let name = pack.to_hex();
+            let object = FileKind::Pack.display_path(&name);
+            let size = if on_backend.contains(&name) {
+                Some(backend.size(FileKind::Pack, &name)?)
+            } else {
+                None
+            };
+            let problem = match size {
+                None => Some(format!(
+                    "missing, but {} lists it",
+                    FileKind::Index.display_path(&listing.index_file)
+                )),
+                Some(size) if size != listing.size => Some(format!(
+                    "is {size} bytes, but {} lists it as {} bytes: it was truncated or replaced",
+                    FileKind::Index.display_path(&listing.index_file),
+                    listing.size
+                )),
+                Some(_) => None,
+            };
+            match problem {
+                Some(message) => {
+                    problems.error(&object, message);
+                    for entry in &listing.entries {
+                        bad_locations.insert((entry.id, *pack), object.clone());
+                    }
+                }
+                None => readable.push(*pack),
+            }
+        }
+        for name in &on_backend {
+            let listed_somewhere = name
+                .parse::<ChunkId>()
+                .is_ok_and(|id| packs.contains_key(&id));
+            if !listed_somewhere {
+                outcome.warnings.push(Problem {
+                    object: FileKind::Pack.display_path(name),
+                    message: "no index file lists this pack: an interrupted backup left it; \
+                              `respaldo prune` removes it, `respaldo repair index` lists it"
+                        .to_string(),
+                    affected: Vec::new(),
+                    more_affected: 0,
+                });
+            }
+        }
+        outcome.warnings.sort_by(|a, b| a.object.cmp(&b.object));
+
+        let to_read: Vec<ChunkId> = match options.read_data {
+            ReadData::No => Vec::new(),
+            ReadData::All => readable,
+            ReadData::Subset(subset) => readable
+                .into_iter()
+                .filter(|p| subset.contains(p))
+                .collect(),
+        };
+        progress.add_total(
+            to_read.len() as u64,
+            to_read.iter().map(|p| packs[p].size).sum(),
+        );
+        let reports: Vec<_> = to_read
+            .par_iter()
+            .map(|pack| {
+                let listing = &packs[pack];
+                let report = store.verify_pack(pack, &listing.entries);
+                progress.bytes_done(listing.size);
+                (*pack, report)
+            })
+            .collect();
+        for (pack, report) in reports {
+            let object = FileKind::Pack.display_path(&pack.to_hex());
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    problems.error(&object, format!("cannot be read: {e}"));
+                    for entry in &packs[&pack].entries {
+                        bad_locations.insert((entry.id, pack), object.clone());
+                    }
+                    continue;
+                }
+            };
+            outcome.packs_read += 1;
+            outcome.bytes_read += packs[&pack].size;
+            let mut faults = Vec::new();
+            if !report.name_matches {
+                faults.push("its content does not match its name (some byte changed)".to_string());
+            }
+            if let Err(e) = &report.trailer {
+                faults.push(format!("its trailer is damaged ({e})"));
+            }
+            if !report.trailer_mismatch.is_empty() {
+                faults.push(format!(
+                    "its trailer and the index disagree about {} blob(s)",
+                    report.trailer_mismatch.len()
+                ));
+            }
+            if let Some((_, first)) = report.damaged.first() {
+                faults.push(format!(
+                    "{} blob(s) do not match their id (first: {first})",
+                    report.damaged.len()
+                ));
+            }
+            for (entry, _) in &report.damaged {
+                bad_locations.insert((entry.id, pack), object.clone());
+            }
+            if !faults.is_empty() {
+                problems.error(&object, faults.join("; "));
+            }
+        }
+
+        // A blob is unreadable when every copy of it is.
+        let mut bad: HashMap<ChunkId, String> = HashMap::new();
+        for (id, locations) in &listed {
+            let mut objects = locations
+                .iter()
+                .map(|pack| bad_locations.get(&(*id, *pack)));
+            if let Some(Some(first)) = objects.next()
+                && objects.all(|o| o.is_some())
+            {
+                bad.insert(*id, first.clone());
+            }
+        }
+
+        let mut walker = Walker {
+            repo: self,
+            bad: &bad,
+            listed: &listed,
+            clean: HashSet::new(),
+            loaded: HashSet::new(),
+            data_blobs: HashSet::new(),
+            problems: &mut problems,
+        };
+        for name in backend.list(FileKind::Snapshot)? {
+            outcome.snapshots += 1;
+            let object = FileKind::Snapshot.display_path(&name);
+            let loaded = name
+                .parse::<ChunkId>()
+                .map_err(|_| "the name is not a 64-digit hex id".to_string())
+                .and_then(|id| {
+                    Snapshot::load(store, &id)
+                        .map(|s| (id, s))
+                        .map_err(|e| e.to_string())
+                });
+            match loaded {
+                Ok((id, snapshot)) => {
+                    walker.tree(id, snapshot.tree, "");
+                }
+                Err(e) => walker.problems.error(
+                    object,
+                    format!("{e}; this snapshot cannot be restored: `respaldo forget` it"),
+                ),
+            }
+        }
+        outcome.trees = walker.loaded.len() as u64;
+        outcome.data_blobs = walker.data_blobs.len() as u64;
+        outcome.errors = problems.into_errors();
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,421 @@
+//! Prune: what no snapshot needs goes, what one needs stays readable, whatever the moment a
+//! prune is interrupted.
+//!
+//! The crash test is exhaustive: a prune is cut off at every one of its writes and deletions in
+//! turn (a backend that fails every change from the N-th on leaves exactly what a crash at
+//! that point leaves on disk); after each, `check --read-data` passes, every remaining
+//! snapshot restores byte for byte, and the next prune succeeds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chunk_store::{Backend, FileKind, LocalBackend};
+use respaldo::{
+    BackupOptions, CheckOptions, NoProgress, PruneOptions, ReadData, Repository, RestoreOptions,
+};
+
+const PASSWORD: &str = "test password";
+
+/// A backend that stops changing anything after `budget` changes, as if the process had died
+/// there: later writes and deletions fail and leave no trace.
+#[derive(Debug)]
+struct CrashAfter {
+    inner: LocalBackend,
+    budget: usize,
+    changes: AtomicUsize,
+}
+
+impl CrashAfter {
+    fn change(&self) -> chunk_store::Result<()> {
+        if self.changes.fetch_add(1, Ordering::SeqCst) >= self.budget {
+            return Err(chunk_store::Error::Io {
+                op: "simulated crash before",
+                path: PathBuf::from("change"),
+                source: std::io::Error::other("crashed"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Backend for CrashAfter {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
+        self.change()?;
+        self.inner.write(kind, name, data)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
+        self.inner.size(kind, name)
+    }
+    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
+        self.change()?;
+        self.inner.delete(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
+        self.inner.exists(kind, name)
+    }
+}
+
+/// Files of a source folder: name → content.
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn write_files(dir: &Path, files: &Files) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+}
+
+/// Three versions of a folder: the first shares `keep` with the others and holds `old`, which
+/// only it has; forgetting it leaves a pack half unused.
+fn versions() -> Vec<Files> {
+    let keep = common::pseudo_random(300_000, 1);
+    let old = common::pseudo_random(300_000, 2);
+    let v1: Files = [("keep", keep.clone()), ("old", old)]
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    let mut v2 = v1.clone();
+    v2.remove("old");
+    v2.insert("new".to_string(), common::pseudo_random(200_000, 3));
+    let mut v3 = v2.clone();
+    v3.insert("newer".to_string(), common::pseudo_random(100_000, 4));
+    vec![v1, v2, v3]
+}
+
+/// A repository in `dir/repo` with one snapshot per version of `dir/src`, the first forgotten
+/// (its manifest deleted). Returns the source path and the versions still in snapshots.
+fn repository_to_prune(dir: &Path) -> (PathBuf, Vec<Files>) {
+    let repo = common::repository(dir);
+    let src = dir.join("src");
+    let mut ids = Vec::new();
+    let all = versions();
+    for (i, files) in all.iter().enumerate() {
+        write_files(&src, files);
+        let outcome = repo
+            .backup(
+                &BackupOptions {
+                    paths: vec![src.clone()],
+                    time_ns: Some(1_700_000_000_000_000_000 + i as i64),
+                    ..BackupOptions::default()
+                },
+                &NoProgress,
+            )
+            .unwrap();
+        ids.push(outcome.snapshot_id);
+    }
+    repo.store()
+        .backend()
+        .delete(FileKind::Snapshot, &ids[0].to_hex())
+        .unwrap();
+    (src, all[1..].to_vec())
+}
+
+fn open(repo: &Path, cache: &Path) -> Repository {
+    Repository::open(repo, Some(PASSWORD), cache).unwrap()
+}
+
+/// Restores every snapshot into `scratch` and compares it with the expected versions.
+fn assert_snapshots_restore(repo: &Repository, src: &Path, expected: &[Files], scratch: &Path) {
+    let catalog = repo.catalog().unwrap();
+    assert_eq!(catalog.entries().len(), expected.len());
+    for (entry, files) in catalog.entries().iter().zip(expected) {
+        let target = scratch.join(entry.id.to_hex());
+        repo.restore(
+            entry,
+            &RestoreOptions {
+                target: target.clone(),
+                includes: Vec::new(),
+                excludes: Vec::new(),
+                verify: true,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        let restored = target.join(src.strip_prefix("/").unwrap());
+        let mut found = Files::new();
+        for file in std::fs::read_dir(&restored).unwrap() {
+            let file = file.unwrap();
+            found.insert(
+                file.file_name().to_string_lossy().into_owned(),
+                std::fs::read(file.path()).unwrap(),
+            );
+        }
+        assert!(found == *files, "snapshot {} differs after prune", entry.id);
+    }
+}
+
+fn assert_checks_clean(repo: &Repository) {
+    let outcome = repo
+        .check(
+            &CheckOptions {
+                read_data: ReadData::All,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert!(outcome.is_ok(), "check found {:#?}", outcome.errors);
+}
+
+fn pack_count(repo: &Path) -> usize {
+    LocalBackend::new(repo).list(FileKind::Pack).unwrap().len()
+}
+
+#[test]
+fn prune_deletes_and_repacks_what_no_snapshot_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, expected) = repository_to_prune(dir.path());
+    let repo_dir = dir.path().join("repo");
+    let repo = open(&repo_dir, &dir.path().join("cache"));
+    let old_id = repo.store().blob_id(&common::pseudo_random(300_000, 2));
+    assert!(repo.store().contains(&old_id).unwrap());
+
+    let dry = repo
+        .prune(
+            &PruneOptions {
+                dry_run: true,
+                ..PruneOptions::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert!(dry.dry_run);
+    assert!(dry.packs_repacked + dry.packs_deleted > 0, "{dry:?}");
+    assert!(dry.bytes_freed() >= 300_000, "{dry:?}");
+    let before = common::list_all(&repo_dir);
+    let outcome = repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    assert_eq!(
+        (
+            outcome.packs_deleted,
+            outcome.packs_repacked,
+            outcome.bytes_freed()
+        ),
+        (dry.packs_deleted, dry.packs_repacked, dry.bytes_freed()),
+        "the dry run announced what prune did"
+    );
+    assert_ne!(before, common::list_all(&repo_dir));
+    assert!(outcome.blobs_unused >= 1, "{outcome:?}");
+    assert!(
+        !repo.store().contains(&old_id).unwrap(),
+        "the forgotten file's data is gone"
+    );
+    assert_checks_clean(&repo);
+    assert_snapshots_restore(&repo, &src, &expected, &dir.path().join("restore"));
+
+    // Nothing is left to do.
+    let again = repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    assert_eq!(
+        (
+            again.packs_deleted,
+            again.packs_repacked,
+            again.bytes_freed()
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_unlimited_max_unused_never_repacks() {
+    let dir = tempfile::tempdir().unwrap();
+    repository_to_prune(dir.path());
+    let repo_dir = dir.path().join("repo");
+    let repo = open(&repo_dir, &dir.path().join("cache"));
+    let before = common::list_all(&repo_dir);
+    repo.prune(
+        &PruneOptions {
+            dry_run: true,
+            ..PruneOptions::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(before, common::list_all(&repo_dir));
+
+    let outcome = repo
+        .prune(
+            &PruneOptions {
+                max_unused: None,
+                dry_run: false,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(outcome.packs_repacked, 0, "{outcome:?}");
+    assert_checks_clean(&repo);
+}
+
+#[test]
+fn packs_no_index_lists_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::repository(dir.path());
+    let src = dir.path().join("src");
+    write_files(&src, &versions()[0]);
+    repo.backup(
+        &BackupOptions {
+            paths: vec![src],
+            ..BackupOptions::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    let repo_dir = dir.path().join("repo");
+    let packs = pack_count(&repo_dir);
+    // A pack without an index file, as an interrupted backup leaves it.
+    let backend = LocalBackend::new(&repo_dir);
+    let name = backend.list(FileKind::Pack).unwrap()[0].clone();
+    let mut bytes = backend.read(FileKind::Pack, &name).unwrap();
+    bytes.push(0);
+    backend
+        .write(
+            FileKind::Pack,
+            blake3::hash(&bytes).to_hex().as_str(),
+            &bytes,
+        )
+        .unwrap();
+    let outcome = repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    assert_eq!(outcome.packs_unindexed, 1, "{outcome:?}");
+    assert_eq!(pack_count(&repo_dir), packs);
+    assert_checks_clean(&repo);
+}
+
+#[test]
+fn prune_refuses_to_run_on_a_damaged_repository_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    repository_to_prune(dir.path());
+    let repo_dir = dir.path().join("repo");
+    // Remove the index files: every blob the snapshots need is then listed nowhere.
+    let backend = LocalBackend::new(&repo_dir);
+    for name in backend.list(FileKind::Index).unwrap() {
+        backend.delete(FileKind::Index, &name).unwrap();
+    }
+    let repo = open(&repo_dir, &dir.path().join("cache-2"));
+    let before = common::list_all(&repo_dir);
+    let err = repo
+        .prune(&PruneOptions::default(), &NoProgress)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("before changing anything"), "{message}");
+    assert!(message.contains("repair"), "{message}");
+    assert_eq!(before, common::list_all(&repo_dir));
+}
+
+/// Copies a folder tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_prune_interrupted_at_any_change_leaves_a_valid_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, expected) = repository_to_prune(dir.path());
+    let base = dir.path().join("repo");
+
+    // Count the changes of a whole prune.
+    let counting = Arc::new(CrashAfter {
+        inner: LocalBackend::new(dir.path().join("count")),
+        budget: usize::MAX,
+        changes: AtomicUsize::new(0),
+    });
+    copy_dir(&base, &dir.path().join("count"));
+    let repo =
+        Repository::open_with_backend(counting.clone(), Some(PASSWORD), &dir.path().join("c0"))
+            .unwrap();
+    repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    drop(repo);
+    let total = counting.changes.load(Ordering::SeqCst);
+    assert!(
+        total >= 6,
+        "a prune with work to do changes several files: {total}"
+    );
+
+    for budget in 0..total {
+        let copy = dir.path().join(format!("crash-{budget}"));
+        copy_dir(&base, &copy);
+        let cache = dir.path().join(format!("cache-{budget}"));
+        let crashing = Arc::new(CrashAfter {
+            inner: LocalBackend::new(&copy),
+            budget,
+            changes: AtomicUsize::new(0),
+        });
+        let repo = Repository::open_with_backend(crashing, Some(PASSWORD), &cache).unwrap();
+        let result = repo.prune(&PruneOptions::default(), &NoProgress);
+        // The last change is the release of the lock, which a crash may also prevent.
+        if budget + 1 < total {
+            assert!(
+                result.is_err(),
+                "prune cut off after {budget} change(s) reports an error"
+            );
+        }
+        drop(repo);
+
+        let repo = open(&copy, &cache);
+        // The "dead" prune's lock is this process's own: remove it as a user would.
+        repo.unlock(true).unwrap();
+        assert_checks_clean(&repo);
+        assert_snapshots_restore(
+            &repo,
+            &src,
+            &expected,
+            &dir.path().join(format!("r-{budget}")),
+        );
+        repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+        assert_checks_clean(&repo);
+        assert_snapshots_restore(
+            &repo,
+            &src,
+            &expected,
+            &dir.path().join(format!("r2-{budget}")),
+        );
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+}
+
+#[test]
+fn the_index_cache_of_another_process_follows_a_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, expected) = repository_to_prune(dir.path());
+    let repo_dir = dir.path().join("repo");
+    // Two processes, each with its own cache: the second opened before the prune.
+    let other = open(&repo_dir, &dir.path().join("cache-other"));
+    let pruner = open(&repo_dir, &dir.path().join("cache-pruner"));
+    pruner.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    drop(pruner);
+    // Its lock brings its cache up to date: nothing points into a deleted pack.
+    assert_snapshots_restore(&other, &src, &expected, &dir.path().join("restore"));
+    let reopened = open(&repo_dir, &dir.path().join("cache-other"));
+    assert_checks_clean(&reopened);
+}
