@@ -167,6 +167,35 @@ fn a_flipped_byte_in_a_snapshot_is_named() {
 }
 
 #[test]
+fn a_flipped_byte_in_a_key_file_is_named() {
+    let (env, _) = env_with_backup();
+    let keys = files_by_size(&env.repo.join("keys"));
+    assert_eq!(keys.len(), 1);
+    // A second key keeps the repository open while the first is damaged.
+    let second = env.path("second-password");
+    fs::write(&second, "another password\n").unwrap();
+    let mut cmd = env.command();
+    cmd.args(["key", "add", "--new-password-file"])
+        .arg(&second)
+        .arg("--repo")
+        .arg(&env.repo);
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    flip_middle(&keys[0]);
+    // Open with the intact key's password: the damaged one is reported, not used.
+    let mut env = env;
+    env.password = Some("another password".to_string());
+
+    let (status, report) = check(&env, &[]);
+    assert_eq!(status, 1, "{report}");
+    assert_eq!(
+        error_objects(&report),
+        vec![format!("keys/{}", name_of(&keys[0]))],
+        "{report}"
+    );
+}
+
+#[test]
 fn a_missing_pack_is_named_with_the_files_it_affects() {
     let (env, src) = env_with_backup();
     let pack = files_by_size(&env.repo.join("packs"))[0].clone();

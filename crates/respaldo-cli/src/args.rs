@@ -99,12 +99,18 @@ pub enum Command {
     Dump(DumpArgs),
     /// Show sizes, deduplication and compression of a snapshot or of the repository.
     Stats(StatsArgs),
+    /// Remove snapshots by a retention policy (--keep-*) or by id; the data stays until prune.
+    Forget(crate::commands::forget::ForgetArgs),
     /// Remove stale locks (left by processes that are gone).
     Unlock(UnlockArgs),
+    /// Manage the passwords (key files) of an encrypted repository: list, add, remove, passwd.
+    Key(crate::commands::key::KeyArgs),
     /// Check that every snapshot can be restored; `--read-data` also verifies every blob.
     Check(crate::commands::check::CheckArgs),
     /// Delete data no snapshot needs any more (after `forget`).
     Prune(crate::commands::prune::PruneArgs),
+    /// Rebuild the index from the packs, or write snapshots without lost files.
+    Repair(crate::commands::repair::RepairArgs),
 }
 
 /// `unlock`.

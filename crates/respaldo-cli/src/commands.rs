@@ -15,9 +15,12 @@ mod backup;
 pub mod check;
 mod diff;
 mod dump;
+pub mod forget;
 mod init;
+pub mod key;
 mod ls;
 pub mod prune;
+pub mod repair;
 mod restore;
 mod snapshots;
 mod stats;
@@ -39,9 +42,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(global, &ui, a),
         Command::Dump(a) => dump::run(global, &ui, a),
         Command::Stats(a) => stats::run(global, &ui, a),
+        Command::Forget(a) => forget::run(global, &ui, a),
         Command::Unlock(a) => unlock::run(global, &ui, a),
+        Command::Key(a) => key::run(global, &ui, a),
         Command::Check(a) => check::run(global, &ui, a),
         Command::Prune(a) => prune::run(global, &ui, a),
+        Command::Repair(a) => repair::run(global, &ui, a),
     }
 }
 

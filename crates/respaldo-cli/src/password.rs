@@ -83,6 +83,37 @@ pub fn for_init(global: &Global) -> Result<String> {
     Ok(password)
 }
 
+/// Environment variable holding the new password of `key add` and `key passwd`.
+pub const NEW_PASSWORD_ENV: &str = "RESPALDO_NEW_PASSWORD";
+
+/// The password of a new key (`key add`, `key passwd`): the first line of `file`
+/// (`--new-password-file`), else `RESPALDO_NEW_PASSWORD`, else asked twice on the terminal.
+/// Without any of them the command fails (exit 1, not 12: the repository's password was fine).
+pub fn for_new_key(file: Option<&Path>) -> Result<String> {
+    if let Some(file) = file {
+        return read_file(file);
+    }
+    match std::env::var(NEW_PASSWORD_ENV) {
+        Ok(p) => return Ok(p),
+        Err(std::env::VarError::NotPresent) => {}
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{NEW_PASSWORD_ENV} is not valid UTF-8"),
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "a new password is needed: pass --new-password-file FILE, set {NEW_PASSWORD_ENV}, or \
+             run in a terminal to be asked for it; nothing was changed"
+        );
+    }
+    let first = rpassword::prompt_password("enter new password: ")
+        .context("cannot read the password from the terminal")?;
+    let second = rpassword::prompt_password("enter new password again: ")
+        .context("cannot read the password from the terminal")?;
+    if first != second {
+        bail!("the passwords do not match; nothing was changed");
+    }
+    Ok(first)
+}
+
 /// The first line of `path`, without its line ending.
 fn read_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)

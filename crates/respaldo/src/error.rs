@@ -67,12 +67,45 @@ pub enum Error {
         /// How it was lost.
         reason: String,
     },
+    /// `forget` could not delete a snapshot manifest. The snapshots in `removed` were deleted
+    /// before it (oldest first); the failed one and the `remaining - 1` after it are still there.
+    #[error(
+        "cannot delete snapshot manifest {file}: {reason}. {}",
+        crate::commands::forget::incomplete_hint(removed, *remaining)
+    )]
+    ForgetIncomplete {
+        /// The manifest that could not be deleted (`snapshots/<id>`).
+        file: String,
+        /// Why.
+        reason: String,
+        /// The snapshots removed before the failure, oldest first.
+        removed: Vec<chunker::ChunkId>,
+        /// How many of the snapshots to remove are still there, the failed one included.
+        remaining: usize,
+    },
     /// Restored content does not match what the snapshot says.
     #[error("restored {path} does not match the snapshot: {reason}")]
     Verify {
         /// The restored file.
         path: PathBuf,
         /// What differs.
+        reason: String,
+    },
+    /// `key passwd` added the new key but could not remove the old one: both passwords open
+    /// the repository until the old key is removed.
+    #[error(
+        "the new key keys/{added} was added, but the old key keys/{old} could not be removed: \
+         {reason}. Both the old and the new password open the repository: remove the old key \
+         with `respaldo key remove {old_short}` (using the new password)"
+    )]
+    PasswordChangeIncomplete {
+        /// The new key file's name.
+        added: String,
+        /// The old key file's name (the key that opened the session).
+        old: String,
+        /// Its first 8 hex digits, as `key list` shows them.
+        old_short: String,
+        /// Why it could not be removed.
         reason: String,
     },
 }

@@ -15,8 +15,13 @@ pub use commands::check::{
     AffectedFile, CheckOptions, CheckOutcome, DataSubset, MAX_AFFECTED, Problem, ReadData,
 };
 pub use commands::diff::DiffEntry;
+pub use commands::forget::{ForgetGroup, ForgetOptions, ForgetOutcome};
+pub use commands::key::KeyEntry;
 pub use commands::ls::ListedNode;
 pub use commands::prune::{PruneOptions, PruneOutcome};
+pub use commands::repair::{
+    IndexRepairOutcome, RepairNote, RepairedSnapshot, SnapshotRepairOptions, SnapshotRepairOutcome,
+};
 pub use commands::restore::{RestoreOptions, RestoreOutcome};
 pub use commands::stats::Stats;
 pub use error::{Error, Result};
@@ -29,5 +34,6 @@ pub use repository::{
 pub use chunk_store::{ChunkId, KdfParams, LockInfo};
 pub use chunker::ChunkerParams;
 pub use snapshot_index::{
-    Catalog, Change, ChangeKind, Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary,
+    Catalog, Change, ChangeKind, Decision, GroupBy, GroupKey, KeepReason, Node, NodeKind,
+    ParseGroupByError, Period, RetentionPolicy, Snapshot, SnapshotEntry, SnapshotFilter, Summary,
 };

@@ -14,6 +14,7 @@ mod codec;
 mod diff;
 mod error;
 mod node;
+mod retention;
 mod snapshot;
 mod tree;
 
@@ -21,5 +22,9 @@ pub use catalog::{Catalog, SnapshotEntry, SnapshotFilter};
 pub use diff::{Change, ChangeKind, diff_trees};
 pub use error::{Error, Result};
 pub use node::{FLAG_CHANGED_WHILE_READ, FLAG_SQLITE, Node, NodeKind, validate_name};
+pub use retention::{
+    Decision, GroupBy, GroupKey, KeepReason, ParseGroupByError, Period, RetentionPolicy,
+    apply_policy, group_snapshots,
+};
 pub use snapshot::{Snapshot, Summary};
 pub use tree::{Tree, lookup_path};

@@ -64,12 +64,9 @@ pub fn run(global: &Global, ui: &Ui, args: &PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints what prune did (shared with `forget --prune`).
-pub fn print(out: &mut impl Write, ui: &Ui, o: &PruneOutcome) -> Result<()> {
-    if ui.json {
-        output::write_json_pretty(
-            out,
-            &json!({
+/// What prune did, as JSON (shared with `forget --prune`).
+pub fn outcome_json(o: &PruneOutcome) -> serde_json::Value {
+    json!({
                 "dry_run": o.dry_run,
                 "snapshots": o.snapshots,
                 "blobs_used": o.blobs_used,
@@ -84,8 +81,13 @@ pub fn print(out: &mut impl Write, ui: &Ui, o: &PruneOutcome) -> Result<()> {
                 "bytes_freed": o.bytes_freed(),
                 "index_files_replaced": o.index_files_replaced,
                 "index_files_written": o.index_files_written,
-            }),
-        )?;
+    })
+}
+
+/// Prints what prune did (shared with `forget --prune`).
+pub fn print(out: &mut impl Write, ui: &Ui, o: &PruneOutcome) -> Result<()> {
+    if ui.json {
+        output::write_json_pretty(out, &outcome_json(o))?;
         return Ok(());
     }
     if ui.quiet {
