@@ -87,7 +87,23 @@ impl Default for KdfParams {
     }
 }
 
+/// Highest Argon2id costs a key file may ask for (format 1.0, `docs/format.md` section 5):
+/// 4 GiB of memory, 64 passes, 64 lanes. A key file asking for more is damage, so that whoever
+/// can write to `keys/` cannot make every open of the repository exhaust memory or time.
+pub const MAX_KDF: KdfParams = KdfParams {
+    memory_kib: 4 * 1024 * 1024,
+    iterations: 64,
+    parallelism: 64,
+};
+
 impl KdfParams {
+    /// Whether every cost is within [`MAX_KDF`].
+    pub fn within_limits(&self) -> bool {
+        self.memory_kib <= MAX_KDF.memory_kib
+            && self.iterations <= MAX_KDF.iterations
+            && self.parallelism <= MAX_KDF.parallelism
+    }
+
     /// The cheapest parameters Argon2 accepts: for tests only, never for real passwords.
     pub fn insecure_fast() -> Self {
         Self {
@@ -98,6 +114,19 @@ impl KdfParams {
     }
 
     fn derive(&self, password: &[u8], salt: &[u8; 32], file: &str) -> Result<Zeroizing<[u8; 32]>> {
+        if !self.within_limits() {
+            return Err(Error::InvalidSetting {
+                name: "Argon2id cost",
+                value: format!(
+                    "{} KiB, {} passes, {} lanes",
+                    self.memory_kib, self.iterations, self.parallelism
+                ),
+                expected: format!(
+                    "at most {} KiB, {} passes and {} lanes",
+                    MAX_KDF.memory_kib, MAX_KDF.iterations, MAX_KDF.parallelism
+                ),
+            });
+        }
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
                 .map_err(|e| Error::Crypto {
@@ -223,6 +252,22 @@ fn decode_body(bytes: &[u8], file: &str) -> Result<KeyFileBody> {
     }
     let (_, body) = codec::unframe_checked(bytes, KEY_MAGIC, KEY_VERSION, file)?;
     let body: KeyFileBody = codec::decode(body, file, (codec::HEADER_LEN + 4) as u64)?;
+    if !body.kdf.within_limits() {
+        return Err(Error::corrupt(
+            file,
+            15,
+            format!(
+                "its Argon2id cost ({} KiB, {} passes, {} lanes) exceeds what a key file may ask \
+                 for ({} KiB, {} passes, {} lanes): it was altered",
+                body.kdf.memory_kib,
+                body.kdf.iterations,
+                body.kdf.parallelism,
+                MAX_KDF.memory_kib,
+                MAX_KDF.iterations,
+                MAX_KDF.parallelism
+            ),
+        ));
+    }
     if body.kdf_algorithm != 1 {
         return Err(Error::corrupt(
             file,
@@ -277,4 +322,56 @@ pub(crate) fn unwrap_key(name: &str, bytes: &[u8], password: &str) -> Result<Unw
         repository_id: wrapped.repository_id,
         config_hash: wrapped.config_hash,
     }))
+}
+
+#[cfg(test)]
+mod kdf_limit_tests {
+    use super::*;
+
+    /// A key file asking for an Argon2id cost beyond `MAX_KDF`, intact otherwise.
+    fn key_file_asking_for(kdf: KdfParams) -> Result<(String, Vec<u8>)> {
+        let body = KeyFileBody {
+            kdf_algorithm: 1,
+            kdf,
+            salt: [1; 32],
+            created_unix_seconds: 0,
+            hostname: String::new(),
+            username: String::new(),
+            wrapped: vec![0; 136],
+        };
+        let bytes =
+            codec::frame_checked(KEY_MAGIC, KEY_VERSION, &codec::encode(&body, "key file")?)?;
+        Ok((blake3::hash(&bytes).to_hex().to_string(), bytes))
+    }
+
+    /// Regression: a key file could make every open allocate terabytes in Argon2id.
+    #[test]
+    fn a_key_file_asking_for_an_absurd_argon2_cost_is_damage_and_never_derived() -> Result<()> {
+        let absurd = KdfParams {
+            memory_kib: u32::MAX,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let (name, bytes) = key_file_asking_for(absurd)?;
+        assert!(matches!(info(&name, &bytes), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            unwrap_key(&name, &bytes, "password"),
+            Err(Error::Corrupt { .. })
+        ));
+        let (name, bytes) = key_file_asking_for(MAX_KDF)?;
+        assert!(info(&name, &bytes).is_ok(), "the limit itself is allowed");
+        Ok(())
+    }
+
+    #[test]
+    fn new_keys_beyond_the_limit_are_refused() {
+        let too_many_passes = KdfParams {
+            iterations: MAX_KDF.iterations + 1,
+            ..KdfParams::insecure_fast()
+        };
+        assert!(matches!(
+            too_many_passes.derive(b"p", &[0; 32], "test"),
+            Err(Error::InvalidSetting { .. })
+        ));
+    }
 }

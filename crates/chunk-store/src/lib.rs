@@ -50,6 +50,9 @@ mod pack;
 mod seal;
 mod store;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use backend::{Backend, CONFIG_NAME, FileKind, LocalBackend, MemoryBackend, validate_name};
 pub use blob::{BlobKind, BlobLocation, Encoding};
 pub use chunker::ChunkId;
@@ -59,7 +62,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use index_file::IndexedPack;
-pub use keys::{KdfParams, KeyInfo, KeyOrigin, MasterKey};
+pub use keys::{KdfParams, KeyInfo, KeyOrigin, MAX_KDF, MasterKey};
 pub use lock_file::LockInfo;
 pub use pack::PackEntry;
 pub use store::{AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE, PackReport};

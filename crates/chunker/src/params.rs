@@ -145,6 +145,16 @@ impl Default for ChunkerParams {
 }
 
 fn check_size(field: &'static str, value: u32, min: usize, max: usize) -> Result<(), Error> {
+    // Out of range first: for 0 there is no power of two below to suggest.
+    let v = value as usize;
+    if v < min || v > max {
+        return Err(Error::OutOfRange {
+            field,
+            value: u64::from(value),
+            min: min as u64,
+            max: max as u64,
+        });
+    }
     if !value.is_power_of_two() {
         let above = u64::from(value).next_power_of_two().max(1);
         let below = if value == 0 { 0 } else { above / 2 };
@@ -155,15 +165,6 @@ fn check_size(field: &'static str, value: u32, min: usize, max: usize) -> Result
             above,
         });
     }
-    let v = value as usize;
-    if v < min || v > max {
-        return Err(Error::OutOfRange {
-            field,
-            value: u64::from(value),
-            min: min as u64,
-            max: max as u64,
-        });
-    }
     Ok(())
 }
 
@@ -171,6 +172,23 @@ fn check_size(field: &'static str, value: u32, min: usize, max: usize) -> Result
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Regression: 0 was refused as "not a power of two; use one such as 0 or 1".
+    #[test]
+    fn zero_is_out_of_range_with_the_allowed_range() {
+        let params = ChunkerParams {
+            min_size: 0,
+            ..ChunkerParams::default()
+        };
+        assert!(matches!(
+            params.validate(),
+            Err(Error::OutOfRange {
+                field: "min_size",
+                value: 0,
+                ..
+            })
+        ));
+    }
 
     fn msg(r: Result<ChunkerParams, Error>) -> String {
         r.unwrap_err().to_string()

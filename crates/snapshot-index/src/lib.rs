@@ -18,6 +18,9 @@ mod retention;
 mod snapshot;
 mod tree;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use catalog::{Catalog, SnapshotEntry, SnapshotFilter};
 pub use diff::{Change, ChangeKind, diff_trees};
 pub use error::{Error, Result};

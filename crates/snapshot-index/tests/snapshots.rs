@@ -473,3 +473,17 @@ fn write_golden_snapshot_repository() {
         .unwrap();
     println!("golden snapshot id {id}");
 }
+
+/// Regression: `Tree::new` accepted a directory without a subtree (or a file with one), which
+/// `save` wrote and `load` then refused; such a tree is now refused before it is written.
+#[test]
+fn a_tree_the_decoder_would_refuse_is_never_written() {
+    let mut lonely_dir = Node::new(b"d".to_vec(), NodeKind::Dir);
+    lonely_dir.subtree = None;
+    let tree = Tree::new(vec![lonely_dir]).unwrap();
+    assert!(tree.to_bytes().is_err());
+    let mut file_with_subtree = Node::new(b"f".to_vec(), NodeKind::File);
+    file_with_subtree.subtree = Some(ChunkId::from_bytes([1; 32]));
+    let tree = Tree::new(vec![file_with_subtree]).unwrap();
+    assert!(tree.to_bytes().is_err());
+}
