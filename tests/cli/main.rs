@@ -12,6 +12,7 @@ mod damage;
 mod errors;
 mod forget;
 mod key;
+mod lifecycle;
 mod repair;
 mod roundtrip;
 mod tree;

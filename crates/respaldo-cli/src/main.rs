@@ -55,11 +55,28 @@ fn report(err: &anyhow::Error) -> ExitCode {
     };
     let mut stderr = std::io::stderr().lock();
     // Nothing can be done if standard error is gone too.
-    let _ = writeln!(stderr, "respaldo: error: {err:#}");
+    let _ = writeln!(stderr, "respaldo: error: {}", message(err));
     if let Some(hint) = hint {
         let _ = writeln!(stderr, "respaldo: hint: {hint}");
     }
     ExitCode::from(code)
+}
+
+/// The error and its causes, each once: several error types already include their cause in
+/// their own message, and printing it again would say everything twice.
+fn message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// Whether the error comes from writing to a pipe whose reader has gone.

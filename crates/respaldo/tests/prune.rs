@@ -111,7 +111,21 @@ fn versions() -> Vec<Files> {
 /// A repository in `dir/repo` with one snapshot per version of `dir/src`, the first forgotten
 /// (its manifest deleted). Returns the source path and the versions still in snapshots.
 fn repository_to_prune(dir: &Path) -> (PathBuf, Vec<Files>) {
-    let repo = common::repository(dir);
+    repository_to_prune_in(dir, true)
+}
+
+/// [`repository_to_prune`], encrypted or not.
+fn repository_to_prune_in(dir: &Path, encrypted: bool) -> (PathBuf, Vec<Files>) {
+    let repo = if encrypted {
+        common::repository(dir)
+    } else {
+        Repository::init(
+            &dir.join("repo"),
+            &respaldo::InitOptions::default(),
+            &dir.join("cache"),
+        )
+        .unwrap()
+    };
     let src = dir.join("src");
     let mut ids = Vec::new();
     let all = versions();
@@ -340,8 +354,19 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn a_prune_interrupted_at_any_change_leaves_a_valid_repository() {
+    interrupt_prune_at_every_change(true);
+}
+
+/// Unencrypted sealing is deterministic: a prune run after one killed between its repack and
+/// its deletions writes packs and index files with the very names it is about to delete.
+#[test]
+fn a_prune_interrupted_at_any_change_leaves_a_valid_unencrypted_repository() {
+    interrupt_prune_at_every_change(false);
+}
+
+fn interrupt_prune_at_every_change(encrypted: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (src, expected) = repository_to_prune(dir.path());
+    let (src, expected) = repository_to_prune_in(dir.path(), encrypted);
     let base = dir.path().join("repo");
 
     // Count the changes of a whole prune.

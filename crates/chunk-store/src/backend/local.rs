@@ -74,7 +74,8 @@ impl LocalBackend {
 /// Creates `dir` and its missing parents (0700), syncing each parent that gained an entry so
 /// that the new folders survive a crash along with the files about to be written in them.
 fn create_dir_all(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    // The parent of a bare relative name ("repo") is "": the current folder, which exists.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {

@@ -194,8 +194,10 @@ impl Repository {
         let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
 
         // Where each reachable blob is kept: its copy in the pack with the most reachable
-        // blobs, so that duplicates (two backups stored the same blob at once) go first.
-        let mut reachable_in: HashMap<ChunkId, usize> = HashMap::new();
+        // blobs and then the fewest others, so that duplicates (two backups stored the same
+        // blob at once; a prune killed after repacking) go first, and a pack that would be
+        // kept whole keeps its copies.
+        let mut reachable_in: HashMap<ChunkId, (usize, std::cmp::Reverse<usize>)> = HashMap::new();
         for (pack, listed) in &packs {
             if on_backend.contains(&pack.to_hex()) {
                 let n = listed
@@ -203,7 +205,8 @@ impl Repository {
                     .iter()
                     .filter(|e| used.contains(&e.id))
                     .count();
-                reachable_in.insert(*pack, n);
+                let others = listed.entries.len() - n;
+                reachable_in.insert(*pack, (n, std::cmp::Reverse(others)));
             }
         }
         let mut keep_copy: HashMap<ChunkId, ChunkId> = HashMap::new();
@@ -360,22 +363,44 @@ impl Repository {
 
         // 2. Replace the index files that list a pack going away: the packs they list that
         //    stay are listed again, in new files, before the old files are deleted.
+        let mut relisted = Vec::new();
         for batch in &batches {
-            store.write_index_file(batch)?;
+            relisted.push(store.write_index_file(batch)?);
+        }
+
+        // What this prune wrote must survive its deletions, even where a name repeats: in an
+        // unencrypted repository sealing is deterministic, so a repacked pack (or an index
+        // file) can be byte for byte, hence by name, one that an earlier prune, killed
+        // before its deletions, left behind, and that this plan would delete.
+        let before: HashSet<&String> = index_files.iter().collect();
+        let mut fresh_index_files: HashSet<String> = backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .filter(|name| !before.contains(name))
+            .collect();
+        fresh_index_files.extend(relisted);
+        let mut fresh_packs = HashSet::new();
+        for name in &fresh_index_files {
+            fresh_packs.extend(store.read_index_file(name)?.into_iter().map(|p| p.pack));
         }
 
         // 3. Delete, index files first: a pack must never go while an index file lists it.
         lock.ensure_held()?;
-        for name in &replaced {
+        for name in replaced.iter().filter(|n| !fresh_index_files.contains(**n)) {
             backend.delete(FileKind::Index, name)?;
         }
         for (pack, fate) in &fates {
-            if matches!(fate, Fate::Delete | Fate::Repack) {
+            if matches!(fate, Fate::Delete | Fate::Repack) && !fresh_packs.contains(pack) {
                 backend.delete(FileKind::Pack, &pack.to_hex())?;
             }
         }
         for name in &unindexed {
-            backend.delete(FileKind::Pack, name)?;
+            let fresh = name
+                .parse::<ChunkId>()
+                .is_ok_and(|p| fresh_packs.contains(&p));
+            if !fresh {
+                backend.delete(FileKind::Pack, name)?;
+            }
         }
         // The local index still lists the deleted packs.
         store.rebuild_index()?;

@@ -310,9 +310,15 @@ impl Repository {
             listed.push(IndexedPack { pack, size, blobs });
         }
 
-        // The salvaged blobs' new packs, and an index file listing them.
+        // The salvaged blobs' new packs, and an index file listing them. That file (like those
+        // below) may have the name of an old one (unencrypted sealing is deterministic): what
+        // this repair wrote is never deleted.
         store.flush()?;
-        let mut written = HashSet::new();
+        let mut written: HashSet<String> = backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .filter(|name| !old_files.contains(name))
+            .collect();
         let mut batch = Vec::new();
         let mut batch_blobs = 0;
         let mut flush = |batch: &mut Vec<IndexedPack>| -> Result<()> {
