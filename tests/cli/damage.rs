@@ -159,11 +159,55 @@ fn a_flipped_byte_in_a_snapshot_is_named() {
     flip_middle(&snapshot);
     let (status, report) = check(&env, &["--read-data"]);
     assert_eq!(status, 1, "{report}");
-    assert_eq!(
-        error_objects(&report),
-        vec![format!("snapshots/{}", name_of(&snapshot))],
-        "{report}"
-    );
+    let object = format!("snapshots/{}", name_of(&snapshot));
+    assert_eq!(error_objects(&report), vec![object.clone()], "{report}");
+    // Restore reads the manifest too, and names it.
+    assert_restore_fails_naming(&env, &object);
+}
+
+/// `restore latest` into a fresh folder fails, and its message names `object`.
+fn assert_restore_fails_naming(env: &Env, object: &str) {
+    let target = env.path("restore-of-damage");
+    let out = env.run([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("--target"),
+        target.as_os_str(),
+    ]);
+    assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert!(stderr(&out).contains(object), "{}", describe(&out));
+}
+
+#[test]
+fn a_flipped_byte_in_the_only_key_file_is_named_by_every_command() {
+    let (env, _) = env_with_backup();
+    let key = files_by_size(&env.repo.join("keys"))[0].clone();
+    flip_middle(&key);
+    let object = format!("keys/{}", name_of(&key));
+    let out = env.run(["check", "--read-data"]);
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    assert!(stderr(&out).contains(&object), "{}", describe(&out));
+    assert_restore_fails_naming(&env, &object);
+}
+
+#[test]
+fn a_flipped_byte_in_an_index_file_is_named_by_a_restore_on_another_machine() {
+    let (env, _) = env_with_backup();
+    let index = files_by_size(&env.repo.join("index"))[0].clone();
+    flip_middle(&index);
+    // A fresh cache reads every index file, as on another machine.
+    let mut env = env;
+    env.cache = env.path("cache-elsewhere");
+    assert_restore_fails_naming(&env, &format!("index/{}", name_of(&index)));
+    // It does not lock the user out: repair runs there, and the restore then works.
+    env.ok(["repair", "index"]);
+    let target = env.path("restore-after-repair");
+    env.ok([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("--target"),
+        target.as_os_str(),
+    ]);
 }
 
 #[test]

@@ -150,6 +150,8 @@ pub struct ChunkStore {
     opened_key: Option<String>,
     index: Index,
     state: Mutex<WriteState>,
+    /// Index files the last sync could not read, with why.
+    unreadable_index_files: Mutex<Vec<(String, String)>>,
 }
 
 impl ChunkStore {
@@ -372,6 +374,7 @@ impl ChunkStore {
             opened_key,
             index,
             state: Mutex::new(WriteState::default()),
+            unreadable_index_files: Mutex::new(Vec::new()),
         })
     }
 
@@ -731,7 +734,8 @@ impl ChunkStore {
 
     /// Brings the fast index up to date with every index file in the repository that it has
     /// not absorbed yet (those written by other processes, or before it was deleted). Returns
-    /// how many index files were read.
+    /// how many index files were read. An index file that cannot be read is skipped and
+    /// reported by [`ChunkStore::unreadable_index_files`].
     ///
     /// When an index file it absorbed is gone (prune or repair replaced it, and may have
     /// deleted packs it listed), the fast index is emptied and rebuilt from every index file,
@@ -749,16 +753,39 @@ impl ChunkStore {
             absorbed.clear();
         }
         let mut read = 0;
+        let mut unreadable = Vec::new();
         for name in listed {
             if absorbed.contains(&name) {
                 continue;
             }
             let bytes = self.backend.read(FileKind::Index, &name)?;
-            let packs = index_file::decode(&self.sealer, &name, &bytes)?;
-            self.index.absorb(Some(&name), &packs)?;
+            match index_file::decode(&self.sealer, &name, &bytes) {
+                Ok(packs) => self.index.absorb(Some(&name), &packs)?,
+                // One damaged index file must not lock the user out of the repository (and
+                // out of `check` and `repair index`): its blobs are unknown until it is
+                // repaired, which readers report as a missing blob.
+                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                    unreadable.push((name, e.to_string()));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             read += 1;
         }
+        *self
+            .unreadable_index_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = unreadable;
         Ok(read)
+    }
+
+    /// The index files the last [`ChunkStore::sync_index`] could not read (damaged, or of a
+    /// newer version), each with why: the blobs they list are unknown to this store.
+    pub fn unreadable_index_files(&self) -> Vec<(String, String)> {
+        self.unreadable_index_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rebuilds the fast index from the index files alone (fast). Returns how many were read.

@@ -508,20 +508,37 @@ fn a_truncated_or_damaged_pack_trailer_is_an_error_naming_the_pack() {
 fn a_damaged_index_file_is_an_error_naming_it() {
     let backend = Arc::new(MemoryBackend::new());
     let (_cache, store) = init(backend.clone(), true);
-    store.add_blob(BlobKind::Data, b"x").unwrap();
+    let id = store.add_blob(BlobKind::Data, b"x").unwrap().id;
     store.flush().unwrap();
     drop(store);
     let name = only(backend.as_ref(), FileKind::Index);
     let mut bytes = backend.read(FileKind::Index, &name).unwrap();
     bytes[20] ^= 0x10;
     backend.write(FileKind::Index, &name, &bytes).unwrap();
+    // Reading it names it.
     let fresh = tempfile::tempdir().unwrap();
-    let err =
-        ChunkStore::open(backend, Some(PASSWORD), fresh.path().join("index.redb")).unwrap_err();
-    match &err {
-        Error::Corrupt { file, .. } => assert_eq!(file, &format!("index/{name}")),
+    let store = ChunkStore::open(
+        backend.clone(),
+        Some(PASSWORD),
+        fresh.path().join("index.redb"),
+    )
+    .unwrap();
+    match store.read_index_file(&name).unwrap_err() {
+        Error::Corrupt { file, .. } => assert_eq!(file, format!("index/{name}")),
         other => panic!("expected Corrupt, got {other:?}"),
     }
+    // Opening skips it, so that check and repair can run, and says so; its blobs are
+    // unknown until it is repaired.
+    let unreadable = store.unreadable_index_files();
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0].0, name);
+    assert!(unreadable[0].1.contains(&format!("index/{name}")));
+    assert!(matches!(
+        store.get_blob(&id),
+        Err(Error::BlobNotFound { .. })
+    ));
+    store.rebuild_index_from_packs().unwrap();
+    assert_eq!(store.get_blob(&id).unwrap(), b"x");
 }
 
 #[test]

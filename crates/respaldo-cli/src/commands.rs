@@ -74,6 +74,12 @@ fn open(global: &Global) -> Result<Repository> {
     if let Some(wait) = global.retry_lock {
         repo.set_lock_wait(wait);
     }
+    for (name, reason) in repo.store().unreadable_index_files() {
+        eprintln!(
+            "respaldo: warning: skipped index/{name} ({reason}); the blobs it lists are \
+             unknown until `respaldo repair index` lists them again"
+        );
+    }
     Ok(repo)
 }
 
