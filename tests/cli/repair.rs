@@ -188,3 +188,26 @@ fn a_damaged_manifest_is_deleted_by_repair_snapshots_forget() {
     let restored = restore(&env, "latest", "restore", &src);
     assert_eq!(fs::read(restored.join("big")).unwrap(), big);
 }
+
+/// Regression: a backup after `repair index --read-data` reused the chunk list of the unchanged
+/// file whose damaged blob the repair had dropped, so every later snapshot shared the damage.
+/// Now the file is read again, the blob is stored again, and even the old snapshot heals.
+#[test]
+fn a_backup_after_repair_stores_dropped_blobs_again_and_heals_old_snapshots() {
+    let (env, src, big, small) = setup();
+    let first = env.snapshots()[0]["id"].as_str().unwrap().to_string();
+    let pack = files_in(&env.repo.join("packs"))[0].clone();
+    let mut bytes = fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(&pack, bytes).unwrap();
+    env.ok(["repair", "index", "--read-data"]);
+    assert!(!check_ok(&env), "the first snapshot lost a blob");
+
+    let summary = env.backup(&[&src]);
+    assert!(summary["blobs_added"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(check_ok(&env));
+    let restored = restore(&env, &first, "restore", &src);
+    assert_eq!(fs::read(restored.join("big")).unwrap(), big);
+    assert_eq!(fs::read(restored.join("small")).unwrap(), small);
+}

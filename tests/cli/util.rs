@@ -71,6 +71,7 @@ impl Env {
             .env_remove("RESPALDO_PASSWORD")
             .env_remove("RESPALDO_PASSWORD_FILE")
             .env("RESPALDO_CACHE_DIR", &self.cache)
+            .env("RESPALDO_LOG_DB", self.dir.path().join("log.db"))
             .env("RESPALDO_INSECURE_KDF_FOR_TESTS", "1")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
@@ -205,10 +206,24 @@ pub fn summary_line(out: &Output) -> Value {
     last
 }
 
-/// Standard output parsed as one JSON document.
+/// Standard output parsed as one JSON document, after the JSON lines of the events that
+/// backup, restore, forget, prune and check print first with `--json`.
 pub fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("output is not JSON ({e}):\n{}", describe(out)))
+    let mut values: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("output is not JSON ({e}):\n{}", describe(out)));
+    let document = values
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON output:\n{}", describe(out)));
+    for event in &values {
+        assert!(
+            event["event"].is_string(),
+            "not an event before the JSON document: {event}\n{}",
+            describe(out)
+        );
+    }
+    document
 }
 
 /// Whether this process can read a file whose mode is 000 (it runs as root).

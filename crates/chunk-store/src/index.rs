@@ -168,6 +168,25 @@ impl Index {
             .ok_or_else(|| self.err(format!("entry of blob {id} is damaged")))
     }
 
+    /// Whether the index knows every one of `ids` (one read transaction for all).
+    pub(crate) fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        if ids.is_empty() {
+            return Ok(true);
+        }
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(BLOBS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(self.err(e)),
+        };
+        for id in ids {
+            if table.get(id.as_bytes()).map_err(|e| self.err(e))?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Names of the index files already absorbed.
     pub(crate) fn absorbed_index_files(&self) -> Result<HashSet<String>> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;

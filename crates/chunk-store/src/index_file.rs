@@ -37,6 +37,27 @@ struct PackRecord {
     blobs: Vec<EntryRecord>,
 }
 
+/// Splits `packs` into groups that each fit in one index file (at most `max_blobs` blobs,
+/// unless a single pack holds more), in order: for writers that list many packs at once
+/// (prune, repair).
+pub fn index_file_batches(packs: Vec<IndexedPack>, max_blobs: usize) -> Vec<Vec<IndexedPack>> {
+    let mut batches = Vec::new();
+    let mut batch: Vec<IndexedPack> = Vec::new();
+    let mut blobs = 0;
+    for pack in packs {
+        if blobs + pack.blobs.len() > max_blobs && !batch.is_empty() {
+            batches.push(std::mem::take(&mut batch));
+            blobs = 0;
+        }
+        blobs += pack.blobs.len();
+        batch.push(pack);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+}
+
 /// Associated data of the body of an index file of `version`.
 fn body_ad(version: u16) -> [u8; 21] {
     let mut ad = [0u8; 21];
@@ -95,4 +116,40 @@ pub(crate) fn decode(sealer: &Sealer, name: &str, bytes: &[u8]) -> Result<Vec<In
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(blobs: usize) -> IndexedPack {
+        IndexedPack {
+            pack: ChunkId::from_bytes([blobs as u8; 32]),
+            size: 0,
+            blobs: vec![
+                PackEntry {
+                    id: ChunkId::from_bytes([0; 32]),
+                    kind: crate::blob::BlobKind::Data,
+                    encoding: crate::blob::Encoding::Raw,
+                    offset: 10,
+                    length: 16,
+                    raw_length: 0,
+                };
+                blobs
+            ],
+        }
+    }
+
+    #[test]
+    fn batches_stay_under_the_limit_and_keep_every_pack_in_order() {
+        let sizes = [3, 4, 2, 9, 1, 1];
+        let batches = index_file_batches(sizes.iter().map(|&n| pack(n)).collect(), 6);
+        let counts: Vec<Vec<usize>> = batches
+            .iter()
+            .map(|b| b.iter().map(|p| p.blobs.len()).collect())
+            .collect();
+        // A pack over the limit goes alone; no batch is empty.
+        assert_eq!(counts, vec![vec![3], vec![4, 2], vec![9], vec![1, 1]]);
+        assert!(index_file_batches(Vec::new(), 6).is_empty());
+    }
 }

@@ -50,6 +50,7 @@ mod pack;
 mod seal;
 mod store;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -61,8 +62,10 @@ pub use config::{
     EncryptionConfig, FORMAT_MAJOR, FORMAT_MINOR, RepoConfig,
 };
 pub use error::{Error, Result};
-pub use index_file::IndexedPack;
+pub use index_file::{IndexedPack, index_file_batches};
 pub use keys::{KdfParams, KeyInfo, KeyOrigin, MAX_KDF, MasterKey};
 pub use lock_file::LockInfo;
 pub use pack::PackEntry;
-pub use store::{AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE, PackReport};
+pub use store::{
+    AddOutcome, ChunkStore, InitOptions, MAX_BLOB_SIZE, MAX_INDEX_FILE_ENTRIES, PackReport,
+};

@@ -42,6 +42,13 @@ pub struct PackEntry {
 }
 
 impl PackEntry {
+    /// This blob's sealed bytes within `pack`, the whole content of its pack; `None` when the
+    /// entry points outside it (a truncated or damaged pack).
+    pub fn sealed_in<'a>(&self, pack: &'a [u8]) -> Option<&'a [u8]> {
+        let start = usize::try_from(self.offset).ok()?;
+        pack.get(start..start.checked_add(self.length as usize)?)
+    }
+
     /// Where this entry's blob is, given the pack that holds it.
     pub fn location(&self, pack: ChunkId) -> BlobLocation {
         BlobLocation {

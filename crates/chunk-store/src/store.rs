@@ -29,7 +29,8 @@ const PACKS_PER_INDEX_FILE: usize = 32;
 /// Most blobs in one pack, and most blobs listed by one index file: keeps trailers and index
 /// files far below the codec's size limit even when blobs are tiny.
 const MAX_PACK_ENTRIES: usize = 100_000;
-const MAX_INDEX_FILE_ENTRIES: usize = 1_000_000;
+/// Most blobs one index file lists (format 1.0, `docs/format.md` section 9).
+pub const MAX_INDEX_FILE_ENTRIES: usize = 1_000_000;
 
 /// Settings of a new repository.
 #[derive(Debug, Clone)]
@@ -448,6 +449,20 @@ impl ChunkStore {
             return Ok(true);
         }
         Ok(self.index.lookup(id)?.is_some())
+    }
+
+    /// Whether the repository has every one of `ids` (stored earlier, or added in this
+    /// session): for reusing a file's chunk list from an earlier snapshot, which is safe only
+    /// while the blobs are still there (a repair may have dropped damaged ones).
+    pub fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        let unknown: Vec<ChunkId> = {
+            let state = self.state();
+            ids.iter()
+                .filter(|id| !state.pending.contains_key(id))
+                .copied()
+                .collect()
+        };
+        self.index.contains_all(&unknown)
     }
 
     /// Adds a blob. A blob whose id is already known stores nothing.
@@ -876,10 +891,7 @@ impl ChunkStore {
         let trailer = pack::trailer_from_bytes(&self.sealer, &name, bytes);
         let mut damaged = Vec::new();
         for entry in expected {
-            let sealed = usize::try_from(entry.offset)
-                .ok()
-                .and_then(|start| bytes.get(start..start.checked_add(entry.length as usize)?));
-            let result = match sealed {
+            let result = match entry.sealed_in(bytes) {
                 Some(sealed) => self.decode_blob(&entry.id, &entry.location(*pack), sealed),
                 None => Err(Error::ShortRead {
                     kind: FileKind::Pack.label(),

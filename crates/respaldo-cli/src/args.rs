@@ -15,6 +15,7 @@ Environment:
   RESPALDO_PASSWORD       repository password
   RESPALDO_PASSWORD_FILE  file holding the password (instead of --password-file)
   RESPALDO_CACHE_DIR      folder for the local index cache (default: ~/.cache/respaldo)
+  RESPALDO_LOG_DB         backup log database (default: ~/.local/state/respaldo/log.db)
 
 Exit codes: 0 success, 1 error, 2 invalid arguments, 3 backup saved but some sources could not
 be read, 10 no repository at the location, 11 repository locked, 12 wrong or missing password.";
@@ -75,6 +76,23 @@ pub struct Global {
         value_parser = parse_duration
     )]
     pub retry_lock: Option<std::time::Duration>,
+    /// Read without taking a lock (restore, check), e.g. from read-only storage. Nothing then
+    /// stops a prune from deleting what is being read: only when no prune can run.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub no_lock: bool,
+    /// The SQLite database of the backup log, where backup, restore, forget, prune and check
+    /// each record a row [default: ~/.local/state/respaldo/log.db].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RESPALDO_LOG_DB",
+        value_name = "PATH"
+    )]
+    pub log_db: Option<PathBuf>,
+    /// Do not write the backup log.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub no_log: bool,
     /// Print more detail (each warning, each file); repeat for more.
     #[arg(long, short = 'v', global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -111,6 +129,8 @@ pub enum Command {
     Prune(crate::commands::prune::PruneArgs),
     /// Rebuild the index from the packs, or write snapshots without lost files.
     Repair(crate::commands::repair::RepairArgs),
+    /// Show the backup log: one row per backup, restore, forget, prune and check.
+    Log(crate::commands::log::LogArgs),
 }
 
 /// `unlock`.
@@ -145,10 +165,15 @@ pub struct BackupArgs {
     /// Files and folders to back up.
     #[arg(
         value_name = "PATH",
-        required_unless_present = "stdin",
+        required_unless_present_any = ["stdin", "sqlite"],
         conflicts_with_all = ["stdin", "stdin_filename"]
     )]
     pub paths: Vec<PathBuf>,
+    /// Back up the live SQLite database DB consistently while other processes write to it
+    /// (repeatable). DB may lie inside a PATH: its copy replaces the live file there, and its
+    /// -wal, -shm and -journal files are left out.
+    #[arg(long = "sqlite", value_name = "DB", conflicts_with_all = ["stdin", "stdin_filename"])]
+    pub sqlite: Vec<PathBuf>,
     /// Add a tag to the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -222,6 +247,11 @@ pub struct RestoreArgs {
     /// Read every restored file back and compare it with the snapshot.
     #[arg(long)]
     pub verify: bool,
+    /// Replace SQLite databases even when another process has them open (restore refuses
+    /// otherwise). Risky: that process keeps using the old, replaced database, and whatever it
+    /// writes afterwards is lost; restart it after the restore.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ls`.

@@ -15,9 +15,11 @@ mod backup;
 pub mod check;
 mod diff;
 mod dump;
+mod events;
 pub mod forget;
 mod init;
 pub mod key;
+pub mod log;
 mod ls;
 pub mod prune;
 pub mod repair;
@@ -48,6 +50,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Check(a) => check::run(global, &ui, a),
         Command::Prune(a) => prune::run(global, &ui, a),
         Command::Repair(a) => repair::run(global, &ui, a),
+        Command::Log(a) => log::run(global, &ui, a),
     }
 }
 
@@ -74,6 +77,7 @@ fn open(global: &Global) -> Result<Repository> {
     if let Some(wait) = global.retry_lock {
         repo.set_lock_wait(wait);
     }
+    repo.set_no_lock(global.no_lock);
     for (name, reason) in repo.store().unreadable_index_files() {
         eprintln!(
             "respaldo: warning: skipped index/{name} ({reason}); the blobs it lists are \

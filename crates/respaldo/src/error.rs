@@ -108,6 +108,34 @@ pub enum Error {
         /// Why it could not be removed.
         reason: String,
     },
+    /// A restored SQLite database failed `PRAGMA integrity_check`; the file at its place was
+    /// left as it was.
+    #[error(
+        "restored SQLite database {path} fails its integrity check, so it was not put in place \
+         (the existing file is untouched): {report}"
+    )]
+    DatabaseCorrupt {
+        /// Where the database was to be restored.
+        path: PathBuf,
+        /// The first lines of the check's report, or SQLite's error.
+        report: String,
+    },
+    /// The SQLite database a restore would replace is in use by another process.
+    #[error("{path} is open in {holder}: stop it, or pass --force")]
+    DatabaseInUse {
+        /// The database at the restore destination.
+        path: PathBuf,
+        /// Who holds it (`another process (pid 123, app)`, ...).
+        holder: String,
+    },
+    /// The backup log database cannot be opened, written or read.
+    #[error("backup log {path}: {reason}")]
+    BackupLog {
+        /// The SQLite database.
+        path: PathBuf,
+        /// What went wrong and what the user can do.
+        reason: String,
+    },
 }
 
 impl Error {

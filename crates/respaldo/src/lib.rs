@@ -4,11 +4,18 @@
 //! and a result struct (`commands/`). The engine never prints: it returns results and reports
 //! progress through [`Progress`]. Argument parsing and terminal output belong to the CLI.
 
+mod backup_log;
 mod commands;
 mod error;
+mod events;
+mod hooks;
 mod lock;
 mod progress;
 mod repository;
+
+pub use backup_log::{BACKUP_LOG_SCHEMA, BackupLog, LogEntry, LogStatus, default_log_path};
+pub use events::{Event, EventKind, EventSink, FnSink, Operation, Phase, UnknownEvent};
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HOOK_EVENT_VAR, HookCommand, HookSink, HookWarning};
 
 pub use commands::backup::{BackupOptions, BackupOutcome};
 pub use commands::check::{

@@ -156,41 +156,93 @@ struct Held {
 }
 
 /// A lock held on a repository: refreshed in the background while it lives, removed when
-/// dropped.
+/// dropped. (With `--no-lock`, a read-only operation holds a guard without a lock file.)
 #[derive(Debug)]
 pub struct RepositoryLock {
-    store: Arc<ChunkStore>,
-    name: String,
-    held: Arc<Mutex<Held>>,
+    held: Option<HeldLock>,
     stop: Option<crossbeam_channel::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
 
+/// The lock file a [`RepositoryLock`] holds.
+#[derive(Debug)]
+struct HeldLock {
+    store: Arc<ChunkStore>,
+    name: String,
+    kind: LockKind,
+    state: Arc<Mutex<Held>>,
+}
+
 impl RepositoryLock {
-    /// The lock file's name under `locks/`.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Starts refreshing lock file `name`, just written.
+    fn hold(
+        store: Arc<ChunkStore>,
+        name: String,
+        kind: LockKind,
+        info: LockInfo,
+        (location, every): (&str, Duration),
+    ) -> Result<Self> {
+        let state = Arc::new(Mutex::new(Held {
+            last_refresh: Instant::now(),
+            lost: None,
+        }));
+        let (stop, stopped) = crossbeam_channel::bounded(0);
+        let spawned = {
+            let (store, name, state) = (store.clone(), name.clone(), state.clone());
+            std::thread::Builder::new()
+                .name("lock-refresh".to_string())
+                .spawn(move || refresh_loop(every, store, name, info, state, stopped))
+        };
+        let refresher = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                let _ = store.remove_lock(&name);
+                return Err(Error::io("start the lock refresher for", location)(e));
+            }
+        };
+        Ok(Self {
+            held: Some(HeldLock {
+                store,
+                name,
+                kind,
+                state,
+            }),
+            stop: Some(stop),
+            refresher: Some(refresher),
+        })
     }
 
-    /// Checks that the lock is still held: its file exists and it was refreshed in time.
-    /// Call before committing anything whose safety depends on the lock (a snapshot, a
-    /// deletion); [`Error::LockLost`] means another process may have deleted data meanwhile.
+    /// The lock file's name under `locks/` (`None` without a lock file: `--no-lock`).
+    pub fn name(&self) -> Option<&str> {
+        self.held.as_ref().map(|h| h.name.as_str())
+    }
+
+    /// Checks that the lock is still held: its file exists and it was refreshed in time, and,
+    /// for an exclusive lock, that no other lock has appeared (a lock removed by `unlock` and
+    /// rewritten by a refresher that had just read it). Call before committing anything whose
+    /// safety depends on the lock (a snapshot, a deletion); [`Error::LockLost`] means another
+    /// process may have changed the repository meanwhile.
     pub fn ensure_held(&self) -> Result<()> {
+        let Some(held) = &self.held else {
+            return Ok(());
+        };
         let lost = {
-            let held = lock_held(&self.held);
-            match &held.lost {
+            let state = lock_held(&held.state);
+            match &state.lost {
                 Some(reason) => Some(reason.clone()),
                 // Refreshed too late, others may already have taken it for stale.
-                None if held.last_refresh.elapsed() > STALE_AFTER - REFRESH_EVERY => Some(format!(
-                    "it was last refreshed {} minutes ago",
-                    held.last_refresh.elapsed().as_secs() / 60
-                )),
+                None if state.last_refresh.elapsed() > STALE_AFTER - REFRESH_EVERY => {
+                    Some(format!(
+                        "it was last refreshed {} minutes ago",
+                        state.last_refresh.elapsed().as_secs() / 60
+                    ))
+                }
                 None => None,
             }
         };
         let lost = match lost {
             Some(reason) => Some(reason),
-            None => match self.store.read_lock(&self.name) {
+            None => match held.store.read_lock(&held.name) {
                 Ok(_) => None,
                 Err(e) if e.is_not_found() => {
                     Some("its lock file was removed (by `unlock`?)".to_string())
@@ -198,9 +250,16 @@ impl RepositoryLock {
                 Err(e) => Some(e.to_string()),
             },
         };
+        let lost = match lost {
+            None if held.kind == LockKind::Exclusive => {
+                conflicting_lock(&held.store, &held.name, held.kind, &hostname())?
+                    .map(|other| format!("another process took {}", other.describe()))
+            }
+            other => other,
+        };
         match lost {
             Some(reason) => Err(Error::LockLost {
-                lock: FileKind::Lock.display_path(&self.name),
+                lock: FileKind::Lock.display_path(&held.name),
                 reason,
             }),
             None => Ok(()),
@@ -221,7 +280,9 @@ impl Drop for RepositoryLock {
             let _ = thread.join();
         }
         // A lock left behind is reported as stale later, and `unlock` removes it.
-        let _ = self.store.remove_lock(&self.name);
+        if let Some(held) = &self.held {
+            let _ = held.store.remove_lock(&held.name);
+        }
     }
 }
 
@@ -235,13 +296,14 @@ enum Refresh {
 }
 
 fn refresh_loop(
+    every: Duration,
     store: Arc<ChunkStore>,
     name: String,
     mut info: LockInfo,
     held: Arc<Mutex<Held>>,
     stop: crossbeam_channel::Receiver<()>,
 ) {
-    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(REFRESH_EVERY) {
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         // Rewriting a lock that someone removed would hide that it was taken away.
         let outcome = match store.read_lock(&name) {
             Ok(_) => {
@@ -264,6 +326,31 @@ fn refresh_loop(
             }
         }
     }
+}
+
+/// The first lock other than `own` that conflicts with a lock of `kind`.
+fn conflicting_lock(
+    store: &ChunkStore,
+    own: &str,
+    kind: LockKind,
+    host: &str,
+) -> Result<Option<LockStatus>> {
+    let now = now_ns();
+    for (name, read) in store.list_locks()? {
+        if name == own {
+            continue;
+        }
+        let status = LockStatus::new(name, read, now, host);
+        let conflicts = match &status.info {
+            Some(info) => kind == LockKind::Exclusive || info.exclusive,
+            // What an unreadable lock excludes is unknown: assume everything.
+            None => true,
+        };
+        if conflicts {
+            return Ok(Some(status));
+        }
+    }
+    Ok(None)
 }
 
 impl Repository {
@@ -289,7 +376,7 @@ impl Repository {
         loop {
             let name = store.new_lock_name()?;
             store.write_lock(&name, &info)?;
-            let conflict = match self.conflicting_lock(&name, kind, &host) {
+            let conflict = match conflicting_lock(&store, &name, kind, &host) {
                 Ok(conflict) => conflict,
                 Err(e) => {
                     let _ = store.remove_lock(&name);
@@ -297,33 +384,22 @@ impl Repository {
                 }
             };
             let Some(conflict) = conflict else {
+                let lock = RepositoryLock::hold(
+                    store.clone(),
+                    name,
+                    kind,
+                    info,
+                    (self.location(), self.lock_refresh_every()),
+                )?;
                 // The index was brought up to date when the repository was opened; a prune
                 // that finished since then may have replaced index files and deleted packs.
-                if let Err(e) = store.sync_index() {
-                    let _ = store.remove_lock(&name);
-                    return Err(e.into());
-                }
-                let held = Arc::new(Mutex::new(Held {
-                    last_refresh: Instant::now(),
-                    lost: None,
-                }));
-                let (stop, stopped) = crossbeam_channel::bounded(0);
-                let refresher = {
-                    let (store, name, held) = (store.clone(), name.clone(), held.clone());
-                    std::thread::Builder::new()
-                        .name("lock-refresh".to_string())
-                        .spawn(move || refresh_loop(store, name, info, held, stopped))
-                        .map_err(Error::io("start the lock refresher for", self.location()))?
-                };
-                return Ok(RepositoryLock {
-                    store,
-                    name,
-                    held,
-                    stop: Some(stop),
-                    refresher: Some(refresher),
-                });
+                // (On error, dropping the guard removes the lock.)
+                store.sync_index()?;
+                return Ok(lock);
             };
-            store.remove_lock(&name)?;
+            // Failing to remove our own lock must not hide why we are stopping; a lock left
+            // behind is reported as stale later.
+            let _ = store.remove_lock(&name);
             let waited = started.elapsed();
             if waited >= self.lock_wait() {
                 return Err(Error::Locked {
@@ -341,29 +417,17 @@ impl Repository {
         }
     }
 
-    /// The first lock other than `own` that conflicts with a lock of `kind`.
-    fn conflicting_lock(
-        &self,
-        own: &str,
-        kind: LockKind,
-        host: &str,
-    ) -> Result<Option<LockStatus>> {
-        let now = now_ns();
-        for (name, read) in self.store().list_locks()? {
-            if name == own {
-                continue;
-            }
-            let status = LockStatus::new(name, read, now, host);
-            let conflicts = match &status.info {
-                Some(info) => kind == LockKind::Exclusive || info.exclusive,
-                // What an unreadable lock excludes is unknown: assume everything.
-                None => true,
-            };
-            if conflicts {
-                return Ok(Some(status));
-            }
+    /// A shared lock for an operation that only reads (restore, check): none at all when
+    /// [`Repository::set_no_lock`] is set, so that a read-only repository can be read.
+    pub fn read_lock(&self, operation: &str) -> Result<RepositoryLock> {
+        if self.no_lock() {
+            return Ok(RepositoryLock {
+                held: None,
+                refresher: None,
+                stop: None,
+            });
         }
-        Ok(None)
+        self.lock(LockKind::Shared, operation)
     }
 
     /// Every lock file of the repository, with what it says and whether it looks stale.

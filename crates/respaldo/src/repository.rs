@@ -51,6 +51,10 @@ pub struct Repository {
     store: Arc<ChunkStore>,
     location: String,
     lock_wait: Duration,
+    no_lock: bool,
+    lock_refresh_every: Duration,
+    /// Event sinks and the job name (`events.rs`).
+    pub(crate) events: crate::events::Events,
 }
 
 /// The folder for local caches: `RESPALDO_CACHE_DIR`, else `$XDG_CACHE_HOME/respaldo`, else
@@ -157,6 +161,9 @@ impl Repository {
             store,
             location,
             lock_wait: Duration::ZERO,
+            no_lock: false,
+            lock_refresh_every: crate::lock::REFRESH_EVERY,
+            events: Default::default(),
         })
     }
 
@@ -179,6 +186,29 @@ impl Repository {
     /// See [`Repository::set_lock_wait`].
     pub fn lock_wait(&self) -> Duration {
         self.lock_wait
+    }
+
+    /// Lets operations that only read (restore, check) run without a lock, so that a
+    /// repository on read-only storage can be read. Nothing then keeps a prune from deleting
+    /// what they read: use it only when no prune can run. Operations that write still lock.
+    pub fn set_no_lock(&mut self, no_lock: bool) {
+        self.no_lock = no_lock;
+    }
+
+    /// How often a held lock is rewritten: [`crate::REFRESH_EVERY`]. Only tests change it
+    /// (to see a refresh happen); other processes judge staleness by the protocol's constants.
+    #[doc(hidden)]
+    pub fn set_lock_refresh_every(&mut self, every: Duration) {
+        self.lock_refresh_every = every;
+    }
+
+    pub(crate) fn lock_refresh_every(&self) -> Duration {
+        self.lock_refresh_every
+    }
+
+    /// See [`Repository::set_no_lock`].
+    pub fn no_lock(&self) -> bool {
+        self.no_lock
     }
 
     /// Where the repository lives.

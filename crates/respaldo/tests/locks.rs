@@ -215,3 +215,71 @@ fn a_backup_takes_a_shared_lock_and_is_refused_beside_an_exclusive_one() {
     repo.backup(&options, &respaldo::NoProgress).unwrap();
     assert_eq!(lock_files(&repo), 0, "the backup released its lock");
 }
+
+#[test]
+fn a_held_lock_is_refreshed_and_a_removed_one_is_not_brought_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = common::repository(dir.path());
+    repo.set_lock_refresh_every(Duration::from_millis(50));
+    let lock = repo.lock(LockKind::Shared, "backup").unwrap();
+    let name = lock.name().unwrap().to_string();
+    let first = repo.store().read_lock(&name).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let later = repo.store().read_lock(&name).unwrap();
+    assert!(
+        later.refreshed_ns > first.refreshed_ns,
+        "the lock was rewritten with a newer time"
+    );
+    assert_eq!(later.created_ns, first.created_ns);
+    lock.ensure_held().unwrap();
+    drop(lock);
+
+    // Removed long before its first refresh is due, so that the refresher can only find it
+    // gone (rewriting it in between its read and its write is the race `ensure_held` of an
+    // exclusive lock guards against).
+    repo.set_lock_refresh_every(Duration::from_millis(200));
+    let lock = repo.lock(LockKind::Shared, "backup").unwrap();
+    let name = lock.name().unwrap().to_string();
+    repo.store().remove_lock(&name).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        repo.store().read_lock(&name).unwrap_err().is_not_found(),
+        "the refresher does not rewrite a lock someone removed"
+    );
+    assert!(matches!(lock.ensure_held(), Err(Error::LockLost { .. })));
+}
+
+#[test]
+fn an_exclusive_lock_notices_another_lock_before_it_deletes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::repository(dir.path());
+    let exclusive = repo.lock(LockKind::Exclusive, "prune").unwrap();
+    exclusive.ensure_held().unwrap();
+    // A lock that appeared meanwhile (a refresher rewriting a lock that `unlock` had removed).
+    let store = repo.store();
+    let other = store.new_lock_name().unwrap();
+    store
+        .write_lock(&other, &lock_info("another-host", 1, now_ns(), false))
+        .unwrap();
+    match exclusive.ensure_held() {
+        Err(Error::LockLost { reason, .. }) => {
+            assert!(reason.contains("another process"), "{reason}")
+        }
+        other => panic!("expected a lost lock, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_a_lock_a_read_only_operation_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = common::repository(dir.path());
+    repo.set_no_lock(true);
+    let guard = repo.read_lock("restore").unwrap();
+    assert!(guard.name().is_none());
+    guard.ensure_held().unwrap();
+    assert_eq!(lock_files(&repo), 0);
+    // Writers lock all the same.
+    let writer = repo.lock(LockKind::Shared, "backup").unwrap();
+    assert_eq!(lock_files(&repo), 1);
+    drop(writer);
+}

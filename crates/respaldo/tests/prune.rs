@@ -164,9 +164,8 @@ fn assert_snapshots_restore(repo: &Repository, src: &Path, expected: &[Files], s
             entry,
             &RestoreOptions {
                 target: target.clone(),
-                includes: Vec::new(),
-                excludes: Vec::new(),
                 verify: true,
+                ..RestoreOptions::default()
             },
             &NoProgress,
         )

@@ -42,14 +42,16 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Reads every snapshot manifest. A damaged manifest is an error naming it.
+    /// Reads every snapshot manifest. A damaged manifest is an error naming it; a manifest
+    /// deleted between listing and reading (a `forget` running meanwhile) is left out.
     pub fn load(store: &ChunkStore) -> Result<Self> {
         let mut entries = Vec::new();
         for id in Snapshot::list_ids(store)? {
-            entries.push(SnapshotEntry {
-                snapshot: Snapshot::load(store, &id)?,
-                id,
-            });
+            match Snapshot::load(store, &id) {
+                Ok(snapshot) => entries.push(SnapshotEntry { snapshot, id }),
+                Err(Error::Store(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Self::from_entries(entries))
     }

@@ -39,6 +39,17 @@ pub enum Error {
         /// Where it was found.
         context: String,
     },
+    /// A tree about to be written breaks a rule its decoder checks (a bug of the caller).
+    #[error(
+        "refusing to write a tree with node {name:?}: {reason}; it could not be read back \
+         (this is a bug in respaldo: please report it)"
+    )]
+    InvalidTree {
+        /// The offending node's name, lossily decoded.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
     /// No snapshot matches.
     #[error("no snapshot matches {spec:?}: list them with `respaldo snapshots`")]
     NoSnapshot {

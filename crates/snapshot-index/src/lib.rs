@@ -18,6 +18,7 @@ mod retention;
 mod snapshot;
 mod tree;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -84,7 +84,7 @@ impl Tree {
     /// The stored bytes of this tree.
     ///
     /// A directory without a subtree, or another node with one, is refused
-    /// ([`Error::InvalidName`] naming it): the decoder would refuse the tree, so it must never
+    /// ([`Error::InvalidTree`] naming it): the decoder would refuse the tree, so it must never
     /// be written.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         if let Some(node) = self
@@ -92,11 +92,9 @@ impl Tree {
             .iter()
             .find(|n| (n.kind == NodeKind::Dir) != n.subtree.is_some())
         {
-            return Err(Error::InvalidName {
+            return Err(Error::InvalidTree {
                 name: node.name_lossy(),
-                context: "a new tree (only directories have a subtree, and every directory \
-                          has one)"
-                    .to_string(),
+                reason: "only directories have a subtree, and every directory has one".to_string(),
             });
         }
         let records: Vec<NodeRecord> = self

@@ -17,7 +17,7 @@ use crate::progress::TermProgress;
 /// Runs `backup`.
 pub fn run(global: &Global, ui: &Ui, args: &BackupArgs) -> Result<ExitCode> {
     let options = options(args)?;
-    let repo = super::open(global)?;
+    let repo = super::events::open(global, ui)?;
     let progress = TermProgress::new(ui, "backup");
     let outcome = if args.stdin {
         let mut stdin = std::io::stdin().lock();
@@ -57,6 +57,11 @@ fn options(args: &BackupArgs) -> Result<BackupOptions> {
         one_file_system: args.one_file_system,
         parent: args.parent.clone(),
         time_ns: None,
+        sqlite: args
+            .sqlite
+            .iter()
+            .map(|p| super::absolute(p))
+            .collect::<Result<Vec<_>>>()?,
     })
 }
 

@@ -34,7 +34,7 @@ const SHOWN_AFFECTED: usize = 20;
 
 /// Runs `check`.
 pub fn run(global: &Global, ui: &Ui, args: &CheckArgs) -> Result<ExitCode> {
-    let repo = super::open(global)?;
+    let repo = super::events::open(global, ui)?;
     let options = CheckOptions {
         read_data: match (args.read_data, args.read_data_subset) {
             (true, _) => ReadData::All,

@@ -200,7 +200,7 @@ pub fn run(global: &Global, ui: &Ui, args: &ForgetArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
         time_zone: jiff::tz::TimeZone::system(),
     };
-    let repo = super::open(global)?;
+    let repo = super::events::open(global, ui)?;
     let outcome = repo.forget(&options)?;
     // A dry run forgot nothing, so a prune now would not free what forget would.
     let pruned = if args.prune && !args.dry_run {

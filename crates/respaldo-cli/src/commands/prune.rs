@@ -49,7 +49,7 @@ pub fn parse_max_unused(s: &str) -> Result<MaxUnused, String> {
 
 /// Runs `prune`.
 pub fn run(global: &Global, ui: &Ui, args: &PruneArgs) -> Result<ExitCode> {
-    let repo = super::open(global)?;
+    let repo = super::events::open(global, ui)?;
     let options = PruneOptions {
         max_unused: args.max_unused.0,
         dry_run: args.dry_run,
@@ -75,6 +75,7 @@ pub fn outcome_json(o: &PruneOutcome) -> serde_json::Value {
                 "packs_deleted": o.packs_deleted,
                 "packs_repacked": o.packs_repacked,
                 "packs_unindexed": o.packs_unindexed,
+                "packs_missing": o.packs_missing,
                 "blobs_repacked": o.blobs_repacked,
                 "bytes_repacked": o.bytes_repacked,
                 "bytes_deleted": o.bytes_deleted,
@@ -114,6 +115,13 @@ pub fn print(out: &mut impl Write, ui: &Ui, o: &PruneOutcome) -> Result<()> {
         output::bytes(o.bytes_repacked),
         o.packs_kept
     )?;
+    if o.packs_missing > 0 {
+        writeln!(
+            out,
+            "{verb}drop the listing of {} pack(s) that are missing (none of their blobs is used)",
+            o.packs_missing
+        )?;
+    }
     writeln!(
         out,
         "{verb}replace {} index file(s) with {}",

@@ -23,8 +23,9 @@ pub fn run(global: &Global, ui: &Ui, args: &RestoreArgs) -> Result<ExitCode> {
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
         verify: args.verify,
+        force: args.force,
     };
-    let repo = super::open(global)?;
+    let repo = super::events::open(global, ui)?;
     let entry = super::resolve(&repo, &spec)?;
     let progress = TermProgress::new(ui, "restore");
     let outcome = repo.restore(&entry, &options, &progress)?;

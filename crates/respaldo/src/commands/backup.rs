@@ -3,6 +3,7 @@
 mod excludes;
 mod metadata;
 mod pipeline;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,6 +19,7 @@ use self::excludes::Excludes;
 use self::metadata::node_from_metadata;
 use self::pipeline::{Context, Entry, Stages};
 use crate::error::{Error, Result};
+use crate::events::Operation;
 use crate::lock::{LockKind, RepositoryLock};
 use crate::progress::{Progress, Warning};
 use crate::repository::{Repository, hostname, username};
@@ -44,6 +46,12 @@ pub struct BackupOptions {
     pub parent: Option<String>,
     /// Snapshot time, nanoseconds since the Unix epoch (default: now).
     pub time_ns: Option<i64>,
+    /// Live SQLite databases to capture consistently while other processes write to them
+    /// (SQLite's online backup API), each stored at its own path and flagged
+    /// [`snapshot_index::FLAG_SQLITE`]. A database may be the only source or lie inside one of
+    /// `paths`; its `-wal`, `-shm` and `-journal` files are left out. One that cannot be
+    /// copied is a [`Warning`].
+    pub sqlite: Vec<PathBuf>,
 }
 
 /// What a backup did.
@@ -68,9 +76,19 @@ impl Repository {
         options: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupOutcome> {
+        let run = || self.backup_files(options, progress);
+        self.observed(Operation::Backup, None, run)
+    }
+
+    fn backup_files(
+        &self,
+        options: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupOutcome> {
         let started = std::time::Instant::now();
         let time_ns = options.time_ns.unwrap_or_else(now_ns);
-        let paths = clean_paths(&options.paths)?;
+        let databases = clean_paths(&options.sqlite)?;
+        let paths = clean_paths(&[options.paths.as_slice(), &databases].concat())?;
         let lock = self.lock(LockKind::Shared, "backup")?;
         if paths.is_empty() {
             return Err(Error::invalid("nothing to back up: give at least one path"));
@@ -86,7 +104,8 @@ impl Repository {
             &options.exclude_files,
             &options.exclude_if_present,
         )?;
-        let ctx = Context::new(self.store(), excludes, options.one_file_system, progress);
+        let mut ctx = Context::new(self.store(), excludes, options.one_file_system, progress);
+        ctx.sqlite = sqlite::SqliteSources::capture(&ctx, &databases)?;
 
         let mut present = 0;
         let root = std::thread::scope(|scope| -> Result<Option<ChunkId>> {
@@ -173,6 +192,17 @@ impl Repository {
 
     /// Backs up everything `reader` yields as one file named `filename` at the snapshot root.
     pub fn backup_stdin(
+        &self,
+        options: &BackupOptions,
+        filename: &str,
+        reader: &mut dyn Read,
+        progress: &dyn Progress,
+    ) -> Result<BackupOutcome> {
+        let run = || self.backup_reader(options, filename, reader, progress);
+        self.observed(Operation::Backup, None, run)
+    }
+
+    fn backup_reader(
         &self,
         options: &BackupOptions,
         filename: &str,

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use snapshot_index::{NodeKind, Snapshot, Tree};
 
 use crate::error::{Error, Result};
-use crate::lock::LockKind;
+use crate::events::Operation;
 use crate::progress::Progress;
 use crate::repository::Repository;
 
@@ -55,7 +55,8 @@ impl DataSubset {
         let head = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         match *self {
             DataSubset::Percent(p) => f64::from(head) < p / 100.0 * 4_294_967_296.0,
-            DataSubset::Part { k, m } => head % m == k - 1,
+            // Parts come from `from_str` (1 ≤ k ≤ m); a hand-made part 0 or of 0 holds nothing.
+            DataSubset::Part { k, m } => m > 0 && k > 0 && head % m == k - 1,
         }
     }
 }
@@ -201,6 +202,14 @@ struct Listed {
     index_file: String,
 }
 
+/// What to do about a pack that is lost or damaged.
+const REPAIR_LOST: &str = "Run `respaldo repair index` (it lists only the packs that exist), then \
+                           `respaldo repair snapshots` (snapshots without the files that need them)";
+/// What to do about a pack whose content is damaged.
+const REPAIR_DAMAGED: &str = "Run `respaldo repair index --read-data` (it moves the intact blobs to \
+                              new packs), then a backup (it stores the lost ones again if their \
+                              files still exist) or `respaldo repair snapshots`";
+
 /// The object a missing blob is reported under.
 const MISSING_BLOBS: &str = "missing blobs";
 
@@ -274,16 +283,12 @@ impl Walker<'_> {
                         }
                     }
                 }
-                NodeKind::Dir => match node.subtree {
-                    Some(subtree) => damaged |= self.tree(snapshot, subtree, &child),
-                    None => {
-                        let object = format!("tree {id}");
-                        self.problems
-                            .error(&object, format!("folder {child} has no subtree"));
-                        self.problems.affects(&object, snapshot, &child);
-                        damaged = true;
+                // The tree decoder refuses a folder without a subtree.
+                NodeKind::Dir => {
+                    if let Some(subtree) = node.subtree {
+                        damaged |= self.tree(snapshot, subtree, &child);
                     }
-                },
+                }
                 _ => {}
             }
         }
@@ -300,7 +305,11 @@ impl Repository {
     /// Damage is reported in the outcome, not as an error: an error means the check itself
     /// could not run (the lock, the backend).
     pub fn check(&self, options: &CheckOptions, progress: &dyn Progress) -> Result<CheckOutcome> {
-        let _lock = self.lock(LockKind::Shared, "check")?;
+        self.observed(Operation::Check, None, || self.check_all(options, progress))
+    }
+
+    fn check_all(&self, options: &CheckOptions, progress: &dyn Progress) -> Result<CheckOutcome> {
+        let _lock = self.read_lock("check")?;
         let store = self.store();
         let backend = store.backend();
         let mut outcome = CheckOutcome::default();
@@ -311,6 +320,10 @@ impl Repository {
                 problems.error(FileKind::Key.display_path(&name), e.to_string());
             }
         }
+
+        // Snapshots first, then index files: a backup running beside check writes its index
+        // files before its snapshot, so every snapshot listed now has its blobs listed below.
+        let snapshot_names = backend.list(FileKind::Snapshot)?;
 
         // The index files are the durable index: check against them, not the local cache.
         let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
@@ -358,11 +371,12 @@ impl Repository {
             };
             let problem = match size {
                 None => Some(format!(
-                    "missing, but {} lists it",
+                    "missing, but {} lists it. {REPAIR_LOST}",
                     FileKind::Index.display_path(&listing.index_file)
                 )),
                 Some(size) if size != listing.size => Some(format!(
-                    "is {size} bytes, but {} lists it as {} bytes: it was truncated or replaced",
+                    "is {size} bytes, but {} lists it as {} bytes: it was truncated or replaced. \
+                     {REPAIR_LOST}",
                     FileKind::Index.display_path(&listing.index_file),
                     listing.size
                 )),
@@ -421,7 +435,7 @@ impl Repository {
             let report = match report {
                 Ok(report) => report,
                 Err(e) => {
-                    problems.error(&object, format!("cannot be read: {e}"));
+                    problems.error(&object, format!("cannot be read: {e}. {REPAIR_LOST}"));
                     for entry in &packs[&pack].entries {
                         bad_locations.insert((entry.id, pack), object.clone());
                     }
@@ -453,7 +467,7 @@ impl Repository {
                 bad_locations.insert((entry.id, pack), object.clone());
             }
             if !faults.is_empty() {
-                problems.error(&object, faults.join("; "));
+                problems.error(&object, format!("{}. {REPAIR_DAMAGED}", faults.join("; ")));
             }
         }
 
@@ -479,24 +493,28 @@ impl Repository {
             data_blobs: HashSet::new(),
             problems: &mut problems,
         };
-        for name in backend.list(FileKind::Snapshot)? {
-            outcome.snapshots += 1;
+        for name in snapshot_names {
             let object = FileKind::Snapshot.display_path(&name);
-            let loaded = name
-                .parse::<ChunkId>()
-                .map_err(|_| "the name is not a 64-digit hex id".to_string())
-                .and_then(|id| {
-                    Snapshot::load(store, &id)
-                        .map(|s| (id, s))
-                        .map_err(|e| e.to_string())
-                });
+            let loaded = match name.parse::<ChunkId>() {
+                Err(_) => Err("the name is not a 64-digit hex id".to_string()),
+                Ok(id) => match Snapshot::load(store, &id) {
+                    Ok(snapshot) => Ok((id, snapshot)),
+                    // Forgotten since it was listed (forget runs beside check).
+                    Err(snapshot_index::Error::Store(e)) if e.is_not_found() => continue,
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            outcome.snapshots += 1;
             match loaded {
                 Ok((id, snapshot)) => {
                     walker.tree(id, snapshot.tree, "");
                 }
                 Err(e) => walker.problems.error(
                     object,
-                    format!("{e}; this snapshot cannot be restored: `respaldo forget` it"),
+                    format!(
+                        "{e}; this snapshot cannot be restored: `respaldo repair snapshots \
+                         --forget {name}` deletes it"
+                    ),
                 ),
             }
         }

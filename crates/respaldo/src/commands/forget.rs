@@ -21,6 +21,7 @@ use snapshot_index::{
 };
 
 use crate::error::{Error, Result};
+use crate::events::Operation;
 use crate::lock::LockKind;
 use crate::repository::Repository;
 
@@ -159,6 +160,10 @@ impl Repository {
     /// cannot be read; and [`Error::ForgetIncomplete`] when a deletion fails, naming the
     /// manifest and the snapshots already removed before it.
     pub fn forget(&self, options: &ForgetOptions) -> Result<ForgetOutcome> {
+        self.observed(Operation::Forget, None, || self.forget_snapshots(options))
+    }
+
+    fn forget_snapshots(&self, options: &ForgetOptions) -> Result<ForgetOutcome> {
         let has_policy = !options.policy.is_empty();
         let has_ids = !options.snapshots.is_empty();
         if !has_policy && !has_ids {

@@ -15,16 +15,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chunk_store::{ChunkId, FileKind, IndexedPack, PackEntry};
+use chunk_store::{ChunkId, FileKind, IndexedPack, MAX_INDEX_FILE_ENTRIES, PackEntry};
 use snapshot_index::{Catalog, NodeKind, Tree};
 
 use crate::error::{Error, Result};
+use crate::events::Operation;
 use crate::lock::LockKind;
 use crate::progress::Progress;
 use crate::repository::Repository;
-
-/// Blobs listed by one replacement index file at most (the format's limit is 1,000,000).
-const INDEX_FILE_BLOBS: usize = 500_000;
 
 /// How prune works.
 #[derive(Debug, Clone)]
@@ -64,6 +62,9 @@ pub struct PruneOutcome {
     pub packs_repacked: u64,
     /// Packs deleted because no index file listed them.
     pub packs_unindexed: u64,
+    /// Packs an index file listed that are not in the repository (their listing goes; none
+    /// of their blobs was needed, or prune would have stopped).
+    pub packs_missing: u64,
     /// Reachable blobs copied out of repacked packs.
     pub blobs_repacked: u64,
     /// Bytes of those copies (written again).
@@ -109,9 +110,16 @@ fn reachable(repo: &Repository, catalog: &Catalog) -> Result<HashSet<ChunkId>> {
             continue;
         }
         let loaded = Tree::load(repo.store(), &tree).map_err(|e| {
+            let remedy = match &e {
+                // Listed nowhere: the index may only be incomplete, the pack still there.
+                snapshot_index::Error::Store(chunk_store::Error::BlobNotFound { .. }) => {
+                    "run `respaldo repair index` (it lists every pack again), then prune again"
+                }
+                _ => "run `respaldo check`, then `respaldo repair snapshots`",
+            };
             Error::invalid(format!(
                 "prune stopped before changing anything: tree {tree} cannot be read ({e}); \
-                 run `respaldo check`, then `respaldo repair snapshots`"
+                 {remedy}"
             ))
         })?;
         for node in loaded.into_nodes() {
@@ -125,29 +133,15 @@ fn reachable(repo: &Repository, catalog: &Catalog) -> Result<HashSet<ChunkId>> {
     Ok(used)
 }
 
-/// `packs` in groups small enough for one index file each.
-fn index_batches(packs: Vec<IndexedPack>) -> Vec<Vec<IndexedPack>> {
-    let mut batches = Vec::new();
-    let mut batch = Vec::new();
-    let mut blobs = 0;
-    for pack in packs {
-        blobs += pack.blobs.len();
-        batch.push(pack);
-        if blobs >= INDEX_FILE_BLOBS {
-            batches.push(std::mem::take(&mut batch));
-            blobs = 0;
-        }
-    }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
-    batches
-}
-
 impl Repository {
     /// Deletes and repacks what no snapshot needs (see the module documentation). Takes an
     /// exclusive lock: no backup runs meanwhile.
     pub fn prune(&self, options: &PruneOptions, progress: &dyn Progress) -> Result<PruneOutcome> {
+        let run = || self.prune_packs(options, progress);
+        self.observed(Operation::Prune, None, run)
+    }
+
+    fn prune_packs(&self, options: &PruneOptions, progress: &dyn Progress) -> Result<PruneOutcome> {
         if let Some(max) = options.max_unused
             && !(0.0..=1.0).contains(&max)
         {
@@ -155,7 +149,13 @@ impl Repository {
                 "max unused share {max} is out of range: give a fraction from 0 to 1"
             )));
         }
-        let lock = self.lock(LockKind::Exclusive, "prune")?;
+        // A dry run deletes nothing: it need not keep backups out.
+        let kind = if options.dry_run {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
+        let lock = self.lock(kind, "prune")?;
         let store = self.store();
         let backend = store.backend();
         let mut outcome = PruneOutcome {
@@ -166,7 +166,7 @@ impl Repository {
         let catalog = Catalog::load(store).map_err(|e| {
             Error::invalid(format!(
                 "prune stopped before changing anything: {e}; a snapshot that cannot be read \
-                 cannot tell what it needs (`respaldo forget` it if it is lost)"
+                 cannot tell what it needs (`respaldo repair snapshots --forget ID` deletes it)"
             ))
         })?;
         outcome.snapshots = catalog.entries().len() as u64;
@@ -288,7 +288,7 @@ impl Repository {
                         }
                     }
                 }
-                Fate::Missing => {}
+                Fate::Missing => outcome.packs_missing += 1,
             }
         }
         for name in &unindexed {
@@ -317,7 +317,7 @@ impl Repository {
                 blobs: listed.entries.clone(),
             })
             .collect();
-        let batches = index_batches(relist);
+        let batches = chunk_store::index_file_batches(relist, MAX_INDEX_FILE_ENTRIES);
         outcome.index_files_written = batches.len() as u64;
         if options.dry_run {
             return Ok(outcome);
@@ -340,16 +340,13 @@ impl Repository {
                 if keep_copy.get(&entry.id) != Some(pack) {
                     continue;
                 }
-                let sealed = usize::try_from(entry.offset)
-                    .ok()
-                    .and_then(|start| bytes.get(start..start.checked_add(entry.length as usize)?))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "prune stopped before deleting anything: blob {} lies outside \
+                let sealed = entry.sealed_in(&bytes).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "prune stopped before deleting anything: blob {} lies outside \
                              packs/{pack}, which is damaged; run `respaldo check --read-data`",
-                            entry.id
-                        ))
-                    })?;
+                        entry.id
+                    ))
+                })?;
                 store.repack_blob(pack, entry, sealed).map_err(|e| {
                     Error::invalid(format!(
                         "prune stopped before deleting anything: {e}; run `respaldo check \

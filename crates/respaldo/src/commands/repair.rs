@@ -16,16 +16,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chunk_store::{ChunkId, FileKind, IndexedPack};
+use chunk_store::{ChunkId, FileKind, IndexedPack, MAX_INDEX_FILE_ENTRIES};
 use snapshot_index::{Node, NodeKind, Snapshot, Tree};
 
 use crate::error::Result;
 use crate::lock::LockKind;
 use crate::progress::Progress;
 use crate::repository::Repository;
-
-/// Blobs listed by one rebuilt index file at most.
-const INDEX_FILE_BLOBS: usize = 500_000;
 
 /// A problem `repair index` found and worked around.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +133,11 @@ impl TreeRepair<'_> {
             match Tree::load(self.repo.store(), &id) {
                 Ok(tree) => Some(tree.into_nodes()),
                 Err(snapshot_index::Error::Corrupt { .. })
-                | Err(snapshot_index::Error::Store(chunk_store::Error::Corrupt { .. })) => None,
+                | Err(snapshot_index::Error::Store(
+                    chunk_store::Error::Corrupt { .. }
+                    | chunk_store::Error::NotFound { .. }
+                    | chunk_store::Error::ShortRead { .. },
+                )) => None,
                 Err(e) => return Err(e.into()),
             }
         } else {
@@ -198,6 +199,39 @@ impl TreeRepair<'_> {
         }
         Ok(tree.save(self.repo.store())?)
     }
+}
+
+/// Succeeds when every pack of the repository is listed by a readable index file, and every
+/// pack an index file lists exists; otherwise an error saying to run `repair index` first.
+fn index_is_complete(store: &chunk_store::ChunkStore) -> Result<()> {
+    let backend = store.backend();
+    let first = |what: String| {
+        Err(crate::error::Error::invalid(format!(
+            "repair snapshots stopped before changing anything: {what}, so blobs that are safe \
+             in their packs would look lost. Run `respaldo repair index` first"
+        )))
+    };
+    let mut listed = HashSet::new();
+    for name in backend.list(FileKind::Index)? {
+        match store.read_index_file(&name) {
+            Ok(packs) => listed.extend(packs.into_iter().map(|p| p.pack)),
+            Err(e) => return first(format!("{e}")),
+        }
+    }
+    let on_backend: HashSet<ChunkId> = backend
+        .list(FileKind::Pack)?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    if let Some(pack) = on_backend.difference(&listed).next() {
+        return first(format!("no index file lists packs/{pack}"));
+    }
+    if let Some(pack) = listed.difference(&on_backend).next() {
+        return first(format!(
+            "an index file lists packs/{pack}, which is missing"
+        ));
+    }
+    Ok(())
 }
 
 impl Repository {
@@ -275,15 +309,13 @@ impl Repository {
                     let bad: HashSet<ChunkId> = report.damaged.iter().map(|(e, _)| e.id).collect();
                     let mut copied = 0;
                     for entry in blobs.iter().filter(|b| !bad.contains(&b.id)) {
-                        let sealed = usize::try_from(entry.offset).ok().and_then(|start| {
-                            bytes.get(start..start.checked_add(entry.length as usize)?)
-                        });
-                        if let Some(sealed) = sealed {
+                        if let Some(sealed) = entry.sealed_in(&bytes) {
                             store.repack_blob(&pack, entry, sealed)?;
                             copied += 1;
                         }
                     }
                     outcome.blobs_dropped += bad.len() as u64;
+                    outcome.blobs_listed += copied;
                     outcome.notes.push(RepairNote {
                         object,
                         message: format!(
@@ -298,6 +330,7 @@ impl Repository {
                         ),
                     });
                     salvaged.push(pack);
+                    progress.file_done(std::path::Path::new(name));
                     continue;
                 }
             }
@@ -319,24 +352,9 @@ impl Repository {
             .into_iter()
             .filter(|name| !old_files.contains(name))
             .collect();
-        let mut batch = Vec::new();
-        let mut batch_blobs = 0;
-        let mut flush = |batch: &mut Vec<IndexedPack>| -> Result<()> {
-            if !batch.is_empty() {
-                written.insert(store.write_index_file(batch)?);
-                batch.clear();
-            }
-            Ok(())
-        };
-        for pack in listed {
-            batch_blobs += pack.blobs.len();
-            batch.push(pack);
-            if batch_blobs >= INDEX_FILE_BLOBS {
-                flush(&mut batch)?;
-                batch_blobs = 0;
-            }
+        for batch in chunk_store::index_file_batches(listed, MAX_INDEX_FILE_ENTRIES) {
+            written.insert(store.write_index_file(&batch)?);
         }
-        flush(&mut batch)?;
         outcome.index_files_written = written.len() as u64;
         lock.ensure_held()?;
         for name in old_files.iter().filter(|n| !written.contains(*n)) {
@@ -359,6 +377,9 @@ impl Repository {
         let lock = self.lock(LockKind::Exclusive, "repair snapshots")?;
         let store = self.store();
         let backend = store.backend();
+        // With an incomplete index, blobs that are safe in their packs would look lost, and
+        // repairing would throw intact files away: the index comes first.
+        index_is_complete(store)?;
         let mut outcome = SnapshotRepairOutcome {
             dry_run: options.dry_run,
             ..SnapshotRepairOutcome::default()
@@ -402,9 +423,15 @@ impl Repository {
         let mut pending = Vec::new();
         for id in chosen {
             outcome.snapshots += 1;
+            progress.file_done(std::path::Path::new(&id.to_hex()));
             let snapshot = match Snapshot::load(store, &id) {
                 Ok(snapshot) => snapshot,
-                Err(e) => {
+                // Only a manifest that is damaged is beyond repair (and deleted with
+                // `forget`); one that cannot be read now (I/O, a newer version) stops repair.
+                Err(
+                    e @ (snapshot_index::Error::Corrupt { .. }
+                    | snapshot_index::Error::Store(chunk_store::Error::Corrupt { .. })),
+                ) => {
                     outcome.repaired.push(RepairedSnapshot {
                         original: id,
                         repaired: None,
@@ -420,6 +447,7 @@ impl Repository {
                     });
                     continue;
                 }
+                Err(e) => return Err(e.into()),
             };
             let (tree, lost) = repair.tree(snapshot.tree)?;
             if tree == snapshot.tree {

@@ -17,6 +17,7 @@
 
 mod filter;
 mod plan;
+mod sqlite;
 mod write;
 
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use rayon::prelude::*;
 use snapshot_index::SnapshotEntry;
 
 use crate::error::{Error, Result};
-use crate::lock::LockKind;
+use crate::events::Operation;
 use crate::progress::{Progress, Warning};
 use crate::repository::Repository;
 
@@ -49,6 +50,10 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     /// Read every restored file back and compare the ids of its chunks with the snapshot.
     pub verify: bool,
+    /// Replace SQLite databases at the destination even when another process has them open
+    /// ([`Error::DatabaseInUse`] otherwise). That process goes on using the old, replaced
+    /// file: whatever it writes afterwards is lost.
+    pub force: bool,
 }
 
 /// What a restore did.
@@ -74,6 +79,8 @@ pub(super) struct Context<'a> {
     /// Running as root: owners are restored and devices created.
     pub(super) is_root: bool,
     pub(super) verify: bool,
+    /// Replace SQLite databases even when they are in use.
+    pub(super) force: bool,
 }
 
 impl Context<'_> {
@@ -105,6 +112,16 @@ impl Repository {
         options: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreOutcome> {
+        let run = || self.restore_snapshot(snapshot, options, progress);
+        self.observed(Operation::Restore, Some(snapshot.id.to_string()), run)
+    }
+
+    fn restore_snapshot(
+        &self,
+        snapshot: &SnapshotEntry,
+        options: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreOutcome> {
         if options.target.as_os_str().is_empty() {
             return Err(Error::invalid(
                 "the restore target is empty: name a folder to restore into",
@@ -112,7 +129,7 @@ impl Repository {
         }
         let filter = filter::PathFilter::new(&options.includes, &options.excludes)?;
         let target = options.target.clone();
-        let _lock = self.lock(LockKind::Shared, "restore")?;
+        let _lock = self.read_lock("restore")?;
         let plan = plan::build(self.store(), &snapshot.snapshot.tree, &target, &filter)?;
 
         std::fs::create_dir_all(&target)
@@ -123,6 +140,7 @@ impl Repository {
             warnings: Mutex::new(Vec::new()),
             is_root: nix::unistd::geteuid().is_root(),
             verify: options.verify,
+            force: options.force,
         };
         let total_bytes: u64 = plan.files.iter().map(|f| f.node.size).sum();
         progress.add_total(plan.files.len() as u64, total_bytes);

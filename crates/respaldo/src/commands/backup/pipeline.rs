@@ -26,6 +26,7 @@ use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 
 use super::excludes::Excludes;
 use super::metadata::{OwnerNames, node_from_metadata};
+use super::sqlite::SqliteSources;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Warning};
 
@@ -63,6 +64,8 @@ fn one_shot() -> (Sender<NodeResult>, Receiver<NodeResult>) {
 
 pub(crate) struct FileJob {
     path: PathBuf,
+    /// Read the content from this file instead (a SQLite database's consistent copy).
+    source: Option<PathBuf>,
     node: Node,
     /// Whether the parent snapshot had a file at this path (changed) or not (new).
     in_parent: bool,
@@ -107,6 +110,8 @@ pub(crate) struct Context<'a> {
     abort: AtomicBool,
     /// First snapshot path of each multiply-linked file, by (device, inode).
     hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
+    /// SQLite databases and their consistent copies (`sqlite.rs`).
+    pub(crate) sqlite: SqliteSources,
 }
 
 impl<'a> Context<'a> {
@@ -127,6 +132,7 @@ impl<'a> Context<'a> {
             fatal: Mutex::new(None),
             abort: AtomicBool::new(false),
             hardlinks: Mutex::new(HashMap::new()),
+            sqlite: SqliteSources::default(),
         }
     }
 
@@ -204,8 +210,8 @@ pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
         let result = if ctx.aborted() {
             Err(aborted())
         } else {
-            let stored =
-                backup_file(ctx, &job.path, job.node, &mut buffer).inspect_err(|e| ctx.fail(e));
+            let stored = backup_file(ctx, &job.path, job.source.as_deref(), job.node, &mut buffer)
+                .inspect_err(|e| ctx.fail(e));
             // Count the file only once it is in the snapshot: an unreadable one is a warning.
             if let Ok(Some(_)) = &stored {
                 let counter = if job.in_parent {
@@ -222,9 +228,17 @@ pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
     }
 }
 
-fn backup_file(ctx: &Context<'_>, path: &Path, mut node: Node, buffer: &mut Vec<u8>) -> NodeResult {
+/// Stores the file at `path`, reading its content from `source` when given (a SQLite
+/// database's private copy, which cannot change while read).
+fn backup_file(
+    ctx: &Context<'_>,
+    path: &Path,
+    source: Option<&Path>,
+    mut node: Node,
+    buffer: &mut Vec<u8>,
+) -> NodeResult {
     ctx.progress.file_started(path);
-    let mut file = match File::open(path) {
+    let mut file = match File::open(source.unwrap_or(path)) {
         Ok(file) => file,
         Err(e) => {
             ctx.warn(
@@ -257,7 +271,7 @@ fn backup_file(ctx: &Context<'_>, path: &Path, mut node: Node, buffer: &mut Vec<
         }
         Err(_) => true,
     };
-    if changed {
+    if changed && source.is_none() {
         node.flags |= FLAG_CHANGED_WHILE_READ;
         add(&ctx.counters.changed_while_read, 1);
     }
@@ -450,6 +464,9 @@ pub(crate) fn walk(
         };
         // Whatever is not pushed as a frame below has no children in the snapshot.
         skip_below = Some(depth);
+        if ctx.sqlite.leaves_out(path) {
+            continue;
+        }
         let meta = match std::fs::symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e) => {
@@ -535,8 +552,15 @@ fn file_entry(
     mut node: Node,
     earlier: Option<&Node>,
 ) -> Result<Entry> {
+    // A SQLite database: its consistent copy is read instead, never reused unread.
+    let source = ctx.sqlite.substitute(path, &mut node);
     ctx.progress.add_total(1, node.size);
-    let reusable = earlier.filter(|e| node.unchanged_from(e));
+    // An unchanged file is not read again, as long as its chunks are still in the
+    // repository: `repair` may have dropped damaged ones, which reading the file restores.
+    let reusable = match earlier.filter(|e| source.is_none() && node.unchanged_from(e)) {
+        Some(e) if ctx.store.contains_all(&e.content)? => Some(e),
+        _ => None,
+    };
     if let Some(earlier) = reusable {
         node.content = earlier.content.clone();
         node.flags = earlier.flags;
@@ -550,6 +574,7 @@ fn file_entry(
         .jobs
         .send(FileJob {
             path: path.to_path_buf(),
+            source,
             node,
             in_parent: earlier.is_some(),
             done,

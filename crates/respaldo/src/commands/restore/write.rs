@@ -161,6 +161,9 @@ pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
         verify_file(ctx, file, entry, &lengths)?;
     }
     apply_file_metadata(ctx, file, dest, &entry.node);
+    if entry.node.flags & snapshot_index::FLAG_SQLITE != 0 {
+        super::sqlite::prepare_replace(ctx, temp.path(), dest)?;
+    }
     persist(temp, dest)?;
     ctx.progress.file_done(dest);
     Ok(size)
