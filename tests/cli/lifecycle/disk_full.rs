@@ -13,9 +13,11 @@ use std::process::Command;
 use super::support;
 use crate::util::{Env, code, describe, json, stderr};
 
-/// Size of the small file system: one full pack (16 MiB) of the big backup fits, the second
-/// does not, so the failed backup leaves data behind for prune.
-const FS_SIZE: &str = "18m";
+/// Size of the small file system: one full pack of the big backup fits, the second does not,
+/// so the failed backup leaves data behind for prune. A pack closes once it holds 16 MiB, so
+/// it may hold up to one more chunk (4 MiB; where cut points fall depends on the repository's
+/// random key): 24 MiB leaves room for the largest first pack.
+const FS_SIZE: &str = "24m";
 
 /// Unmounts the file system when dropped, even when an assertion failed.
 struct Mounted(PathBuf);
@@ -80,13 +82,18 @@ fn backup_into_a_full_file_system_fails_cleanly_and_prune_frees_its_leftovers() 
     let first = env.snapshots();
     assert_eq!(first.len(), 1);
 
-    // 20 MiB of incompressible data: more than the file system has left.
+    // 40 MiB of incompressible data: more than the file system has left.
     let big = env.path("big");
     support::make_source(
         &big,
         0,
         0,
-        &[("big-1.bin", 10 << 20, 2), ("big-2.bin", 10 << 20, 3)],
+        &[
+            ("big-1.bin", 10 << 20, 2),
+            ("big-2.bin", 10 << 20, 3),
+            ("big-3.bin", 10 << 20, 4),
+            ("big-4.bin", 10 << 20, 5),
+        ],
         2,
     );
     let out = env.run([OsStr::new("backup"), big.as_os_str()]);
