@@ -12,6 +12,7 @@ mod damage;
 mod errors;
 mod events;
 mod forget;
+mod jobs;
 mod key;
 mod lifecycle;
 mod repair;

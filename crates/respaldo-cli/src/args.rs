@@ -16,6 +16,7 @@ Environment:
   RESPALDO_PASSWORD_FILE  file holding the password (instead of --password-file)
   RESPALDO_CACHE_DIR      folder for the local index cache (default: ~/.cache/respaldo)
   RESPALDO_LOG_DB         backup log database (default: ~/.local/state/respaldo/log.db)
+  RESPALDO_CONFIG         config file of run, jobs and service (instead of --config)
 
 Exit codes: 0 success, 1 error, 2 invalid arguments, 3 backup saved but some sources could not
 be read, 10 no repository at the location, 11 repository locked, 12 wrong or missing password.";
@@ -93,6 +94,16 @@ pub struct Global {
     /// Do not write the backup log.
     #[arg(long, global = true, help_heading = "Global options")]
     pub no_log: bool,
+    /// The JSON config file of `run`, `jobs` and `service`
+    /// [default: ~/.config/respaldo/config.json].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RESPALDO_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
     /// Print more detail (each warning, each file); repeat for more.
     #[arg(long, short = 'v', global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -131,6 +142,13 @@ pub enum Command {
     Repair(crate::commands::repair::RepairArgs),
     /// Show the backup log: one row per backup, restore, forget, prune and check.
     Log(crate::commands::log::LogArgs),
+    /// Run a job of the config now: backup, then its retention (forget), then prune if set.
+    Run(crate::commands::jobs::RunArgs),
+    /// List the jobs of the config with their next run.
+    Jobs,
+    /// Run the scheduled jobs of the config when due, in the foreground, until SIGTERM or
+    /// SIGINT.
+    Service,
 }
 
 /// `unlock`.

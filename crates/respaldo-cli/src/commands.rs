@@ -18,12 +18,14 @@ mod dump;
 mod events;
 pub mod forget;
 mod init;
+pub mod jobs;
 pub mod key;
 pub mod log;
 mod ls;
 pub mod prune;
 pub mod repair;
 mod restore;
+mod service;
 mod snapshots;
 mod stats;
 mod unlock;
@@ -51,6 +53,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Prune(a) => prune::run(global, &ui, a),
         Command::Repair(a) => repair::run(global, &ui, a),
         Command::Log(a) => log::run(global, &ui, a),
+        Command::Run(a) => jobs::run(global, &ui, a),
+        Command::Jobs => jobs::list(global, &ui),
+        Command::Service => service::run(global, &ui),
     }
 }
 

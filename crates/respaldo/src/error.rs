@@ -128,6 +128,22 @@ pub enum Error {
         /// Who holds it (`another process (pid 123, app)`, ...).
         holder: String,
     },
+    /// The config file cannot be read, or a field of it is invalid.
+    #[error(
+        "config {}: {}",
+        file.display(),
+        crate::config::config_detail(field, message, *position)
+    )]
+    Config {
+        /// The config file.
+        file: PathBuf,
+        /// The field, as a path such as `jobs.nightly.schedule` (empty for the whole file).
+        field: String,
+        /// What is wrong and what is expected.
+        message: String,
+        /// Line and column (from 1) in the file, where the JSON parser knows them.
+        position: Option<(usize, usize)>,
+    },
     /// The backup log database cannot be opened, written or read.
     #[error("backup log {path}: {reason}")]
     BackupLog {
@@ -161,6 +177,11 @@ impl Error {
     /// Whether the error means another process holds a conflicting lock.
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::Locked { .. })
+    }
+
+    /// Whether the error is about the config file.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config { .. })
     }
 
     /// Whether the error means the password was wrong (or missing).

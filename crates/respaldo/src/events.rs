@@ -410,10 +410,15 @@ impl fmt::Debug for Events {
 
 impl Events {
     fn emit(&self, event: &Event) {
-        for sink in &self.sinks {
-            // A panicking sink must not take the operation down with it.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.emit(event)));
-        }
+        emit_to(&self.sinks, event);
+    }
+}
+
+/// Hands `event` to each of `sinks`, in order; a sink that panics is ignored.
+pub(crate) fn emit_to(sinks: &[Arc<dyn EventSink>], event: &Event) {
+    for sink in sinks {
+        // A panicking sink must not take the operation down with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.emit(event)));
     }
 }
 
@@ -486,7 +491,7 @@ impl Repository {
 }
 
 /// The error and its causes, each said once.
-fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
     let mut next = Some(error);
     while let Some(cause) = next {

@@ -3,17 +3,28 @@
 //! [`Repository`] is the entry point; each command is a method on it with an options struct
 //! and a result struct (`commands/`). The engine never prints: it returns results and reports
 //! progress through [`Progress`]. Argument parsing and terminal output belong to the CLI.
+//!
+//! Jobs of a JSON [`Config`] run through [`run_job`] (backup, retention, prune, with hooks
+//! and the backup log), and [`run_service`] runs them on their schedules until its
+//! [`StopSignal`] is given.
 
 mod backup_log;
 mod commands;
+mod config;
 mod error;
 mod events;
 mod hooks;
+mod jobs;
 mod lock;
 mod progress;
 mod repository;
+mod service;
 
 pub use backup_log::{BACKUP_LOG_SCHEMA, BackupLog, LogEntry, LogStatus, default_log_path};
+pub use config::{
+    CONFIG_ENV, Config, DEFAULT_MAX_UNUSED, Job, PasswordSource, Retention, Schedule,
+    default_config_path, next_run, parse_duration, parse_keep_within, parse_max_unused,
+};
 pub use events::{Event, EventKind, EventSink, FnSink, Operation, Phase, UnknownEvent};
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HOOK_EVENT_VAR, HookCommand, HookSink, HookWarning};
 
@@ -32,11 +43,13 @@ pub use commands::repair::{
 pub use commands::restore::{RestoreOptions, RestoreOutcome};
 pub use commands::stats::Stats;
 pub use error::{Error, Result};
+pub use jobs::{JobError, JobOptions, JobOutcome, JobStatus, JobStep, LogTarget, run_job};
 pub use lock::{LockKind, LockStatus, REFRESH_EVERY, RepositoryLock, STALE_AFTER, staleness};
 pub use progress::{NoProgress, Progress, Warning};
 pub use repository::{
     InitOptions, Repository, SnapshotSpec, default_cache_dir, format_time_ns, hostname, username,
 };
+pub use service::{ServiceNotice, ServiceOptions, ServiceSummary, StopSignal, run_service};
 
 pub use chunk_store::{ChunkId, KdfParams, LockInfo};
 pub use chunker::ChunkerParams;

@@ -74,7 +74,7 @@ pub fn log_path(global: &Global) -> Result<PathBuf> {
 
 /// Writes `event` as one JSON line on standard output, at once (a reader follows the
 /// operation as it runs). A closed pipe is left to the final output to report.
-fn print_json(event: &Event) {
+pub fn print_json(event: &Event) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", event.to_json());
     let _ = out.flush();

@@ -121,43 +121,7 @@ fn parse_count(s: &str) -> Result<u32, String> {
 /// A restic duration: numbers each followed by `y` (365 days), `m` (30 days), `d` or `h`,
 /// such as `1y5m7d2h` or `7d`.
 fn parse_within(s: &str) -> Result<Duration, String> {
-    let bad = |why: &str| {
-        format!(
-            "cannot read {s:?} as a duration: {why}; use for example 7d, 2h, 1y5m7d2h (y = 365 days, m = 30 days)"
-        )
-    };
-    const HOUR: u64 = 3600;
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'y' => 365 * 24 * HOUR,
-            'm' => 30 * 24 * HOUR,
-            'd' => 24 * HOUR,
-            'h' => HOUR,
-            other => return Err(bad(&format!("unknown unit {other:?}"))),
-        };
-        if number.is_empty() {
-            return Err(bad(&format!("no number before {c:?}")));
-        }
-        let n: u64 = number.parse().map_err(|_| bad("number too large"))?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|secs| total.checked_add(secs))
-            .ok_or_else(|| bad("too long"))?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return Err(bad(&format!("{number} has no unit")));
-    }
-    if s.trim().is_empty() {
-        return Err(bad("it is empty"));
-    }
-    Ok(Duration::from_secs(total))
+    respaldo::parse_keep_within(s)
 }
 
 /// `--group-by`: host, paths and tags, comma-separated; empty for one group.

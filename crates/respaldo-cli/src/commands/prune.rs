@@ -30,21 +30,7 @@ pub struct MaxUnused(pub Option<f64>);
 
 /// `N%` or `unlimited`.
 pub fn parse_max_unused(s: &str) -> Result<MaxUnused, String> {
-    let s = s.trim();
-    if s == "unlimited" {
-        return Ok(MaxUnused(None));
-    }
-    let bad = || format!("invalid share {s:?}: give a percentage such as 10% or `unlimited`");
-    let percent: f64 = s
-        .strip_suffix('%')
-        .ok_or_else(bad)?
-        .trim()
-        .parse()
-        .map_err(|_| bad())?;
-    if !(0.0..=100.0).contains(&percent) {
-        return Err(bad());
-    }
-    Ok(MaxUnused(Some(percent / 100.0)))
+    respaldo::parse_max_unused(s).map(MaxUnused)
 }
 
 /// Runs `prune`.

@@ -316,8 +316,9 @@ fn utc_offset(time_ns: i64) -> i32 {
         .unwrap_or(0)
 }
 
-/// Absolute, lexically clean paths, without those inside another given path.
-fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Absolute, lexically clean paths, without those inside another given path: the paths a
+/// snapshot records.
+pub(crate) fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut cleaned = Vec::new();
     for path in paths {
         let absolute = std::path::absolute(path).map_err(Error::io("resolve path", path))?;

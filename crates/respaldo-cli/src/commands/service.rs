@@ -1,0 +1,153 @@
+//! `service`: run the scheduled jobs of the config in the foreground, until SIGTERM or SIGINT.
+//!
+//! One line per job start and end on standard error (`--quiet` keeps only failures and
+//! warnings); with `--json`, the jobs' events as JSON lines on standard output. The first
+//! SIGTERM or SIGINT lets the job in flight finish its backup (skipping its forget and prune),
+//! then the service exits 0; a second one exits at once (an interrupted backup is harmless:
+//! its snapshot is not written, and prune removes what it had stored).
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use respaldo::{JobStatus, ServiceNotice, ServiceOptions, StopSignal};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::args::Global;
+use crate::output::{self, Ui};
+
+/// Runs `service`.
+pub fn run(global: &Global, ui: &Ui) -> Result<ExitCode> {
+    let config = super::jobs::load_config(global)?;
+    let stop = StopSignal::new();
+    watch_signals(&stop)?;
+    let quiet = ui.quiet;
+    let verbose = ui.verbose > 0;
+    // The next run of each job is said once, when the service starts (with -v, after each
+    // run too).
+    let announced: Mutex<HashSet<String>> = Mutex::default();
+    let options = ServiceOptions {
+        job: super::jobs::job_options(global, ui),
+        on_notice: Some(Arc::new(move |notice: &ServiceNotice<'_>| {
+            if let ServiceNotice::Scheduled { job, .. } = notice {
+                let mut seen = announced
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !seen.insert(job.to_string()) && !verbose {
+                    return;
+                }
+            }
+            report(notice, quiet);
+        })),
+    };
+    if !quiet {
+        log(&format!(
+            "service started with {} job(s) from {}",
+            config.jobs.len(),
+            config.path.display()
+        ));
+    }
+    let summary = respaldo::run_service(&config, &options, &stop)?;
+    if !quiet {
+        log(&format!(
+            "service stopped after {} run(s): {} failed, {} missed",
+            summary.runs, summary.failures, summary.missed
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A thread that turns the first SIGTERM or SIGINT into a stop request, and the second into
+/// an immediate exit.
+fn watch_signals(stop: &StopSignal) -> Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .context("cannot install the SIGTERM and SIGINT handlers")?;
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let name = if signal == SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                };
+                if stop.is_stopped() {
+                    log(&format!("{name} again: exiting now"));
+                    std::process::exit(128 + signal);
+                }
+                log(&format!(
+                    "{name}: stopping once the job in flight (if any) has finished its backup; \
+                     send it again to exit at once"
+                ));
+                stop.stop();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// One line on standard error, with the local time.
+fn log(message: &str) {
+    let now = output::local_time(super::jobs::nanos(jiff::Timestamp::now()));
+    eprintln!("respaldo: {now} {message}");
+}
+
+fn report(notice: &ServiceNotice<'_>, quiet: bool) {
+    match notice {
+        ServiceNotice::Scheduled { job, next } if !quiet => {
+            log(&format!(
+                "job {job}: next run at {}",
+                output::local_time(super::jobs::nanos(*next))
+            ));
+        }
+        ServiceNotice::Unscheduled { job } if !quiet => {
+            log(&format!("job {job}: no schedule, not run by the service"));
+        }
+        ServiceNotice::JobStarted { job, .. } if !quiet => log(&format!("job {job}: started")),
+        ServiceNotice::JobFinished { job, outcome } => {
+            let took = format!("{:.1}s", outcome.duration.as_secs_f64());
+            match (&outcome.error, outcome.status()) {
+                (Some(error), _) => {
+                    log(&format!(
+                        "job {job}: {} FAILED after {took}: {}",
+                        error.step,
+                        super::jobs::error_text(&error.error)
+                    ));
+                }
+                (None, status) if !quiet => {
+                    let word = if status == JobStatus::Partial {
+                        "finished with warnings"
+                    } else {
+                        "finished"
+                    };
+                    let detail = super::jobs::describe(outcome)
+                        .into_iter()
+                        .map(|line| {
+                            line.strip_prefix(&format!("job {job}: "))
+                                .map(str::to_string)
+                                .unwrap_or(line)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    log(&format!("job {job}: {word} in {took}: {detail}"));
+                    for warning in outcome.warnings() {
+                        log(&format!(
+                            "job {job}: warning: {}: {}",
+                            warning.path.display(),
+                            warning.message
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        ServiceNotice::Missed { job, missed } => log(&format!(
+            "job {job}: skipped {missed} run(s) that came due while it was running"
+        )),
+        ServiceNotice::Stopping if !quiet => log("stopping"),
+        _ => {}
+    }
+}
