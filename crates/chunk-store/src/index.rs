@@ -70,6 +70,31 @@ fn is_unusable_file(e: &redb::DatabaseError) -> bool {
     }
 }
 
+/// A read-only view of the index at one moment ([`Index::snapshot`]).
+pub(crate) struct IndexSnapshot {
+    table: Option<redb::ReadOnlyTable<&'static [u8; 32], &'static [u8; LOCATION_LEN]>>,
+    path: PathBuf,
+}
+
+impl IndexSnapshot {
+    /// Whether the view holds every one of `ids`.
+    pub(crate) fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        let Some(table) = &self.table else {
+            return Ok(ids.is_empty());
+        };
+        for id in ids {
+            let found = table.get(id.as_bytes()).map_err(|e| Error::IndexDb {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+            if found.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// The redb blob index.
 #[derive(Debug)]
 pub(crate) struct Index {
@@ -168,23 +193,19 @@ impl Index {
             .ok_or_else(|| self.err(format!("entry of blob {id} is damaged")))
     }
 
-    /// Whether the index knows every one of `ids` (one read transaction for all).
-    pub(crate) fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
-        if ids.is_empty() {
-            return Ok(true);
-        }
+    /// A view of the index as it is now, for many lookups in a row without a transaction each.
+    /// It does not see blobs absorbed after it was made.
+    pub(crate) fn snapshot(&self) -> Result<IndexSnapshot> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(BLOBS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(self.err(e)),
         };
-        for id in ids {
-            if table.get(id.as_bytes()).map_err(|e| self.err(e))?.is_none() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(IndexSnapshot {
+            table,
+            path: self.path.clone(),
+        })
     }
 
     /// Names of the index files already absorbed.

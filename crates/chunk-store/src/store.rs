@@ -105,6 +105,33 @@ pub struct AddOutcome {
     pub stored_bytes: u64,
 }
 
+/// Answers whether the repository has a list of blobs ([`ChunkStore::blob_checker`]).
+pub struct BlobChecker<'a> {
+    store: &'a ChunkStore,
+    index: crate::index::IndexSnapshot,
+}
+
+impl std::fmt::Debug for BlobChecker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobChecker").finish_non_exhaustive()
+    }
+}
+
+impl BlobChecker<'_> {
+    /// Whether the repository has every one of `ids` (in the index as of this checker, or
+    /// added in this session). A blob indexed after the checker was made counts as missing.
+    pub fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        let unknown: Vec<ChunkId> = {
+            let state = self.store.state();
+            ids.iter()
+                .filter(|id| !state.pending.contains_key(id))
+                .copied()
+                .collect()
+        };
+        self.index.contains_all(&unknown)
+    }
+}
+
 /// What reading a whole pack found ([`ChunkStore::verify_pack`]).
 #[derive(Debug)]
 pub struct PackReport {
@@ -451,18 +478,16 @@ impl ChunkStore {
         Ok(self.index.lookup(id)?.is_some())
     }
 
-    /// Whether the repository has every one of `ids` (stored earlier, or added in this
-    /// session): for reusing a file's chunk list from an earlier snapshot, which is safe only
-    /// while the blobs are still there (a repair may have dropped damaged ones).
-    pub fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
-        let unknown: Vec<ChunkId> = {
-            let state = self.state();
-            ids.iter()
-                .filter(|id| !state.pending.contains_key(id))
-                .copied()
-                .collect()
-        };
-        self.index.contains_all(&unknown)
+    /// A checker answering, for many lists of blob ids in a row, whether the repository has
+    /// all of them: for reusing the chunk lists of unchanged files from an earlier snapshot,
+    /// which is safe only while their blobs are still there (a repair may have dropped damaged
+    /// ones). It reads the index as it was when made (plus blobs added in this session);
+    /// make a new one now and then to see blobs other processes indexed since.
+    pub fn blob_checker(&self) -> Result<BlobChecker<'_>> {
+        Ok(BlobChecker {
+            store: self,
+            index: self.index.snapshot()?,
+        })
     }
 
     /// Adds a blob. A blob whose id is already known stores nothing.

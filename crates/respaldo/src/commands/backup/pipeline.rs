@@ -19,8 +19,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use chunk_store::{BlobKind, ChunkStore};
+use chunk_store::{BlobChecker, BlobKind, ChunkId, ChunkStore};
 use crossbeam_channel::{Receiver, Sender};
 use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 
@@ -112,7 +113,14 @@ pub(crate) struct Context<'a> {
     hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
     /// SQLite databases and their consistent copies (`sqlite.rs`).
     pub(crate) sqlite: SqliteSources,
+    /// Whether the repository still has an unchanged file's chunks: one index view for many
+    /// files (a read transaction per file would cost more than the lookups), renewed now and
+    /// then. A view too old only makes a file be read again.
+    checker: Mutex<Option<(BlobChecker<'a>, Instant)>>,
 }
+
+/// How long one index view answers for unchanged files.
+const CHECKER_RENEWAL: Duration = Duration::from_secs(5);
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
@@ -133,6 +141,22 @@ impl<'a> Context<'a> {
             abort: AtomicBool::new(false),
             hardlinks: Mutex::new(HashMap::new()),
             sqlite: SqliteSources::default(),
+            checker: Mutex::new(None),
+        }
+    }
+
+    /// Whether the repository has every one of `ids` (see `checker`).
+    fn has_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        let mut checker = self.checker.lock().unwrap_or_else(|e| e.into_inner());
+        if checker
+            .as_ref()
+            .is_none_or(|(_, made)| made.elapsed() > CHECKER_RENEWAL)
+        {
+            *checker = Some((self.store.blob_checker()?, Instant::now()));
+        }
+        match checker.as_ref() {
+            Some((checker, _)) => Ok(checker.contains_all(ids)?),
+            None => Ok(false),
         }
     }
 
@@ -558,7 +582,7 @@ fn file_entry(
     // An unchanged file is not read again, as long as its chunks are still in the
     // repository: `repair` may have dropped damaged ones, which reading the file restores.
     let reusable = match earlier.filter(|e| source.is_none() && node.unchanged_from(e)) {
-        Some(e) if ctx.store.contains_all(&e.content)? => Some(e),
+        Some(e) if ctx.has_all(&e.content)? => Some(e),
         _ => None,
     };
     if let Some(earlier) = reusable {
