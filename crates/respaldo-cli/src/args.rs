@@ -326,12 +326,10 @@ pub fn parse_snapshot(s: &str) -> Result<SnapshotSpec, String> {
     Ok(SnapshotSpec::Id(s.to_ascii_lowercase()))
 }
 
-/// A duration such as `30s`, `5m`, `1h30m` or `2 days`.
+/// A duration such as `30s`, `5m`, `1h30m` or `48h` (the engine's parser, shared with the
+/// config file).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let parsed: jiff::SignedDuration = s.trim().parse().map_err(|_| {
-        format!("cannot read {s:?} as a duration: use for example 30s, 5m, 1h30m or 2d")
-    })?;
-    std::time::Duration::try_from(parsed).map_err(|_| format!("{s:?} is not a positive duration"))
+    respaldo::parse_duration(s)
 }
 
 /// A point in time as nanoseconds since the Unix epoch: RFC 3339 with an offset

@@ -24,7 +24,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use snapshot_index::{GroupBy, RetentionPolicy};
 
 use crate::error::{Error, Result};
-use crate::events::EventKind;
+use crate::events::{EventKind, Operation};
 use crate::hooks::{DEFAULT_HOOK_TIMEOUT, HookCommand};
 
 /// The environment variable naming the config file.
@@ -256,8 +256,28 @@ impl Config {
             };
             let mut hooks = BTreeMap::new();
             for (event, commands) in raw.hooks {
+                // A job backs up, forgets and prunes: a hook on any other event never runs.
+                if !matches!(
+                    event.operation(),
+                    Operation::Backup | Operation::Forget | Operation::Prune
+                ) {
+                    return Err(fail(
+                        at(&format!("hooks.{}", event.as_str())),
+                        "a job never emits this event (it backs up, forgets and prunes): \
+                         expected a backup, forget or prune event"
+                            .to_string(),
+                    ));
+                }
                 let commands: Vec<HookCommand> = commands.into_iter().map(|c| c.0).collect();
                 hooks.insert(event, commands);
+            }
+            if let Some(timeout) = &raw.hook_timeout
+                && !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&timeout.0)
+            {
+                return Err(fail(
+                    at("hook_timeout"),
+                    "is out of range: expected from 1s to 24h".to_string(),
+                ));
             }
             let (timezone, time_zone) = match raw.timezone {
                 Some(zone) => (Some(zone.name), zone.zone),
@@ -801,10 +821,11 @@ impl croner::CronDateTime for CronZoned {
     }
 }
 
-/// A duration such as `30s`, `5m`, `1h30m` or `2 days` (jiff's friendly format).
+/// A duration such as `30s`, `5m`, `1h30m` or `48h` (jiff's friendly format; no days, whose
+/// length varies).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let parsed: jiff::SignedDuration = s.trim().parse().map_err(|_| {
-        format!("cannot read {s:?} as a duration: expected for example 30s, 5m, 1h30m or 2d")
+        format!("cannot read {s:?} as a duration: expected for example 30s, 5m, 1h30m or 48h")
     })?;
     Duration::try_from(parsed).map_err(|_| format!("{s:?} is not a positive duration"))
 }

@@ -114,7 +114,16 @@ pub struct HookSink {
     hooks: BTreeMap<EventKind, Vec<HookCommand>>,
     timeout: Duration,
     on_warning: Option<WarningFn>,
+    /// Variables hooks never see: the passwords this process holds.
+    hidden_env: Vec<String>,
 }
+
+/// Variables that may hold a password, removed from every hook's environment.
+pub const PASSWORD_VARIABLES: [&str; 3] = [
+    "RESPALDO_PASSWORD",
+    "RESPALDO_NEW_PASSWORD",
+    "RESPALDO_PASSWORD_FILE",
+];
 
 impl fmt::Debug for HookSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,7 +143,15 @@ impl HookSink {
             hooks,
             timeout,
             on_warning: None,
+            hidden_env: PASSWORD_VARIABLES.iter().map(|v| v.to_string()).collect(),
         }
+    }
+
+    /// Hides environment variable `name` (one that holds a password) from every hook, on top
+    /// of [`PASSWORD_VARIABLES`].
+    pub fn hiding_env(mut self, name: &str) -> Self {
+        self.hidden_env.push(name.to_string());
+        self
     }
 
     /// Calls `f` for every hook that fails, hangs or cannot start.
@@ -151,6 +168,10 @@ impl HookSink {
     /// Runs one command for `event`: `Err` says why it failed.
     pub fn run(&self, command: &HookCommand, event: &Event) -> Result<(), String> {
         let mut process = command.command()?;
+        // A hook is someone else's program: it gets the event, not the repository's password.
+        for name in &self.hidden_env {
+            process.env_remove(name);
+        }
         process
             .env(HOOK_EVENT_VAR, event.event.as_str())
             .stdin(Stdio::piped())

@@ -257,7 +257,11 @@ fn run(config: &Config, job: &Job, options: &JobOptions) -> JobOutcome {
     }
     if !job.hooks.is_empty() {
         let warn = warn.clone();
-        let hooks = HookSink::new(job.hooks.clone(), job.hook_timeout).on_warning(move |w| {
+        let mut hooks = HookSink::new(job.hooks.clone(), job.hook_timeout);
+        if let PasswordSource::Env(var) = &job.password {
+            hooks = hooks.hiding_env(var);
+        }
+        let hooks = hooks.on_warning(move |w| {
             if let Some(warn) = &warn {
                 warn(&w.to_string());
             }
@@ -444,6 +448,9 @@ fn job_filter(job: &Job) -> SnapshotFilter {
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     SnapshotFilter {
+        // Exactly this job's paths and tags: a job whose paths include another job's must
+        // not apply its retention to that job's snapshots.
+        exact: true,
         hosts: vec![job.host.clone().unwrap_or_else(hostname)],
         tags: job.tags.clone(),
         paths,

@@ -24,14 +24,23 @@ pub struct SnapshotFilter {
     pub tags: Vec<String>,
     /// Only snapshots whose paths include every one of these.
     pub paths: Vec<String>,
+    /// Require the snapshot's paths and tags to be exactly `paths` and `tags` (as sets), not
+    /// merely to include them: how a scheduled job picks its own snapshots and no other's.
+    pub exact: bool,
 }
 
 impl SnapshotFilter {
     /// Whether `snapshot` passes.
     pub fn matches(&self, snapshot: &Snapshot) -> bool {
+        fn set(v: &[String]) -> std::collections::BTreeSet<&String> {
+            v.iter().collect()
+        }
         (self.hosts.is_empty() || self.hosts.contains(&snapshot.hostname))
             && self.tags.iter().all(|t| snapshot.tags.contains(t))
             && self.paths.iter().all(|p| snapshot.paths.contains(p))
+            && (!self.exact
+                || (set(&self.tags) == set(&snapshot.tags)
+                    && set(&self.paths) == set(&snapshot.paths)))
     }
 }
 

@@ -7,6 +7,7 @@
 //! its snapshot is not written, and prune removes what it had stored).
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -92,7 +93,8 @@ fn watch_signals(stop: &StopSignal) -> Result<()> {
 /// One line on standard error, with the local time.
 fn log(message: &str) {
     let now = output::local_time(super::jobs::nanos(jiff::Timestamp::now()));
-    eprintln!("respaldo: {now} {message}");
+    // A closed standard error must not kill the service (eprintln! would panic).
+    let _ = writeln!(std::io::stderr(), "respaldo: {now} {message}");
 }
 
 fn report(notice: &ServiceNotice<'_>, quiet: bool) {
@@ -133,15 +135,16 @@ fn report(notice: &ServiceNotice<'_>, quiet: bool) {
                         .collect::<Vec<_>>()
                         .join("; ");
                     log(&format!("job {job}: {word} in {took}: {detail}"));
-                    for warning in outcome.warnings() {
-                        log(&format!(
-                            "job {job}: warning: {}: {}",
-                            warning.path.display(),
-                            warning.message
-                        ));
-                    }
                 }
                 _ => {}
+            }
+            // Warnings show even with --quiet, as for every command.
+            for warning in outcome.warnings() {
+                log(&format!(
+                    "job {job}: warning: {}: {}",
+                    warning.path.display(),
+                    warning.message
+                ));
             }
         }
         ServiceNotice::Missed { job, missed } => log(&format!(

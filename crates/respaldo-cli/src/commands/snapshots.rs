@@ -51,6 +51,7 @@ pub fn filter(args: &FilterArgs) -> Result<SnapshotFilter> {
         .map(|p| super::absolute(p).map(|p| p.to_string_lossy().into_owned()))
         .collect::<Result<Vec<_>>>()?;
     Ok(SnapshotFilter {
+        exact: false,
         hosts: args.hosts.clone(),
         tags: args.tags.clone(),
         paths,

@@ -42,9 +42,33 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The old database's companion files, moved aside while the restored database replaces it:
+/// deleted once it has ([`SetAside::discard`]), put back if it could not be
+/// ([`SetAside::put_back`]), so that a failed rename never leaves the old database without
+/// its write-ahead log or hot journal.
+#[must_use]
+pub(super) struct SetAside(Vec<(PathBuf, PathBuf)>);
+
+impl SetAside {
+    /// The replacement happened: the old companions go.
+    pub(super) fn discard(self) {
+        for (_, aside) in &self.0 {
+            let _ = std::fs::remove_file(aside);
+        }
+    }
+
+    /// The replacement failed: the old database gets its companions back.
+    pub(super) fn put_back(self) {
+        for (original, aside) in &self.0 {
+            let _ = std::fs::rename(aside, original);
+        }
+    }
+}
+
 /// Checks the restored database at `temp` and makes `dest` ready to be replaced by it: see the
-/// module documentation. The caller renames `temp` over `dest` next.
-pub(super) fn prepare_replace(ctx: &Context<'_>, temp: &Path, dest: &Path) -> Result<()> {
+/// module documentation. The caller renames `temp` over `dest` next, then discards or puts
+/// back what was set aside.
+pub(super) fn prepare_replace(ctx: &Context<'_>, temp: &Path, dest: &Path) -> Result<SetAside> {
     let checked = integrity_check(temp, dest);
     // Whatever SQLite left beside the copy while checking it.
     for suffix in COMPANION_SUFFIXES {
@@ -54,20 +78,23 @@ pub(super) fn prepare_replace(ctx: &Context<'_>, temp: &Path, dest: &Path) -> Re
     if !ctx.force {
         ensure_unused(dest)?;
     }
+    let mut aside = SetAside(Vec::new());
     for suffix in COMPANION_SUFFIXES {
         let stale = with_suffix(dest, suffix);
-        match std::fs::remove_file(&stale) {
-            Ok(()) => {}
+        let moved = with_suffix(&stale, ".respaldo-old");
+        match std::fs::rename(&stale, &moved) {
+            Ok(()) => aside.0.push((stale, moved)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
+                aside.put_back();
                 return Err(Error::io(
-                    "remove the old database's file (it would corrupt the restored one)",
+                    "move aside the old database's file (it would corrupt the restored one)",
                     stale,
                 )(e));
             }
         }
     }
-    Ok(())
+    Ok(aside)
 }
 
 /// Runs `PRAGMA integrity_check` on the database at `temp`; errors name `dest`.

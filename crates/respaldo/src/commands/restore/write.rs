@@ -161,10 +161,19 @@ pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
         verify_file(ctx, file, entry, &lengths)?;
     }
     apply_file_metadata(ctx, file, dest, &entry.node);
-    if entry.node.flags & snapshot_index::FLAG_SQLITE != 0 {
-        super::sqlite::prepare_replace(ctx, temp.path(), dest)?;
+    let aside = if entry.node.flags & snapshot_index::FLAG_SQLITE != 0 {
+        Some(super::sqlite::prepare_replace(ctx, temp.path(), dest)?)
+    } else {
+        None
+    };
+    match (persist(temp, dest), aside) {
+        (Ok(()), Some(aside)) => aside.discard(),
+        (Err(e), Some(aside)) => {
+            aside.put_back();
+            return Err(e);
+        }
+        (result, None) => result?,
     }
-    persist(temp, dest)?;
     ctx.progress.file_done(dest);
     Ok(size)
 }
