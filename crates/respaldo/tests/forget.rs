@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use chunk_store::{Backend, FileKind, LocalBackend};
+use chunk_store::{FileKind, LocalBackend};
 use jiff::tz::TimeZone;
 use respaldo::{
     ChunkId, Error, ForgetOptions, GroupBy, InitOptions, KdfParams, KeepReason, LockKind,
@@ -422,60 +422,23 @@ fn forgotten_data_is_still_readable() {
     assert!(Tree::load(repo.store(), &old_tree).is_ok());
 }
 
-/// A local backend that fails to delete one chosen snapshot manifest.
-#[derive(Debug)]
-struct FailingDelete {
-    inner: LocalBackend,
-    fail: Mutex<Option<String>>,
-}
-
-impl Backend for FailingDelete {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-        self.inner.write(kind, name, data)
-    }
-    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read(kind, name)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: u64,
-    ) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, len)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-        self.inner.size(kind, name)
-    }
-    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-        let fail = self.fail.lock().unwrap();
-        if kind == FileKind::Snapshot && fail.as_deref() == Some(name) {
-            return Err(chunk_store::Error::Io {
-                op: "delete",
-                path: format!("snapshots/{name}").into(),
-                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-            });
-        }
-        self.inner.delete(kind, name)
-    }
-    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-        self.inner.exists(kind, name)
-    }
-}
-
 #[test]
 fn a_failed_deletion_reports_what_was_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(FailingDelete {
+    // Fails to delete one chosen snapshot manifest.
+    let fail: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let chosen = fail.clone();
+    let backend = Arc::new(common::FaultyBackend {
         inner: LocalBackend::new(dir.path().join("repo")),
-        fail: Mutex::new(None),
+        fault: move |change: &str, kind: FileKind, name: &str| {
+            let chosen = chosen.lock().unwrap();
+            (change == "delete" && kind == FileKind::Snapshot && chosen.as_deref() == Some(name))
+                .then(|| chunk_store::Error::Io {
+                    op: "delete",
+                    path: format!("snapshots/{name}").into(),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                })
+        },
     });
     let init = InitOptions {
         password: Some("test password".to_string()),
@@ -485,7 +448,7 @@ fn a_failed_deletion_reports_what_was_removed() {
     let repo =
         Repository::init_with_backend(backend.clone(), &init, &dir.path().join("cache")).unwrap();
     let s = six_snapshots(&repo);
-    *backend.fail.lock().unwrap() = Some(s[2].id.to_hex());
+    *fail.lock().unwrap() = Some(s[2].id.to_hex());
 
     let opts = options(RetentionPolicy {
         keep_last: 2,
@@ -518,7 +481,7 @@ fn a_failed_deletion_reports_what_was_removed() {
     assert!(repo.locks().unwrap().is_empty(), "the lock was released");
 
     // Once the cause is gone, running forget again removes the rest.
-    *backend.fail.lock().unwrap() = None;
+    *fail.lock().unwrap() = None;
     let outcome = repo.forget(&opts).unwrap();
     assert_eq!(outcome.removed, vec![s[2].id, s[3].id]);
     assert_eq!(manifests(&repo), hex_sorted(&[&s[4], &s[5]]));

@@ -22,60 +22,18 @@ use respaldo::{
 const PASSWORD: &str = "test password";
 
 /// A backend that stops changing anything after `budget` changes, as if the process had died
-/// there: later writes and deletions fail and leave no trace.
-#[derive(Debug)]
-struct CrashAfter {
-    inner: LocalBackend,
-    budget: usize,
-    changes: AtomicUsize,
-}
-
-impl CrashAfter {
-    fn change(&self) -> chunk_store::Result<()> {
-        if self.changes.fetch_add(1, Ordering::SeqCst) >= self.budget {
-            return Err(chunk_store::Error::Io {
+/// there: later writes and deletions fail and leave no trace. `changes` counts the attempts.
+fn crash_after(root: PathBuf, budget: usize, changes: Arc<AtomicUsize>) -> Arc<dyn Backend> {
+    Arc::new(common::FaultyBackend {
+        inner: LocalBackend::new(root),
+        fault: move |_: &str, _: FileKind, _: &str| {
+            (changes.fetch_add(1, Ordering::SeqCst) >= budget).then(|| chunk_store::Error::Io {
                 op: "simulated crash before",
                 path: PathBuf::from("change"),
                 source: std::io::Error::other("crashed"),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Backend for CrashAfter {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-        self.change()?;
-        self.inner.write(kind, name, data)
-    }
-    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read(kind, name)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: u64,
-    ) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, len)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-        self.inner.size(kind, name)
-    }
-    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-        self.change()?;
-        self.inner.delete(kind, name)
-    }
-    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-        self.inner.exists(kind, name)
-    }
+            })
+        },
+    })
 }
 
 /// Files of a source folder: name → content.
@@ -369,18 +327,14 @@ fn interrupt_prune_at_every_change(encrypted: bool) {
     let base = dir.path().join("repo");
 
     // Count the changes of a whole prune.
-    let counting = Arc::new(CrashAfter {
-        inner: LocalBackend::new(dir.path().join("count")),
-        budget: usize::MAX,
-        changes: AtomicUsize::new(0),
-    });
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counting = crash_after(dir.path().join("count"), usize::MAX, changes.clone());
     copy_dir(&base, &dir.path().join("count"));
     let repo =
-        Repository::open_with_backend(counting.clone(), Some(PASSWORD), &dir.path().join("c0"))
-            .unwrap();
+        Repository::open_with_backend(counting, Some(PASSWORD), &dir.path().join("c0")).unwrap();
     repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
     drop(repo);
-    let total = counting.changes.load(Ordering::SeqCst);
+    let total = changes.load(Ordering::SeqCst);
     assert!(
         total >= 6,
         "a prune with work to do changes several files: {total}"
@@ -390,11 +344,7 @@ fn interrupt_prune_at_every_change(encrypted: bool) {
         let copy = dir.path().join(format!("crash-{budget}"));
         copy_dir(&base, &copy);
         let cache = dir.path().join(format!("cache-{budget}"));
-        let crashing = Arc::new(CrashAfter {
-            inner: LocalBackend::new(&copy),
-            budget,
-            changes: AtomicUsize::new(0),
-        });
+        let crashing = crash_after(copy.clone(), budget, Arc::new(AtomicUsize::new(0)));
         let repo = Repository::open_with_backend(crashing, Some(PASSWORD), &cache).unwrap();
         let result = repo.prune(&PruneOptions::default(), &NoProgress);
         // The last change is the release of the lock, which a crash may also prevent.

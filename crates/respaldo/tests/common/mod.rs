@@ -124,3 +124,68 @@ pub fn list_all(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A local backend whose changes can be made to fail: before each write or deletion,
+/// `fault(change, kind, name)` (`change` is `"write"` or `"delete"`) returns the error to
+/// fail it with, or `None` to let it through. Reads always work.
+pub struct FaultyBackend<F> {
+    /// Where the files really are.
+    pub inner: chunk_store::LocalBackend,
+    /// Decides which changes fail.
+    pub fault: F,
+}
+
+impl<F> std::fmt::Debug for FaultyBackend<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyBackend")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> chunk_store::Backend for FaultyBackend<F>
+where
+    F: Fn(&str, chunk_store::FileKind, &str) -> Option<chunk_store::Error> + Send + Sync,
+{
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn write(
+        &self,
+        kind: chunk_store::FileKind,
+        name: &str,
+        data: &[u8],
+    ) -> chunk_store::Result<()> {
+        match (self.fault)("write", kind, name) {
+            Some(e) => Err(e),
+            None => self.inner.write(kind, name, data),
+        }
+    }
+    fn read(&self, kind: chunk_store::FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: chunk_store::FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn size(&self, kind: chunk_store::FileKind, name: &str) -> chunk_store::Result<u64> {
+        self.inner.size(kind, name)
+    }
+    fn list(&self, kind: chunk_store::FileKind) -> chunk_store::Result<Vec<String>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: chunk_store::FileKind, name: &str) -> chunk_store::Result<()> {
+        match (self.fault)("delete", kind, name) {
+            Some(e) => Err(e),
+            None => self.inner.delete(kind, name),
+        }
+    }
+    fn exists(&self, kind: chunk_store::FileKind, name: &str) -> chunk_store::Result<bool> {
+        self.inner.exists(kind, name)
+    }
+}
