@@ -175,12 +175,15 @@ impl Repository {
 
         let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
         let mut index_files = Vec::new();
-        for name in backend.list(FileKind::Index)? {
-            let file = store.read_index_file(&name).map_err(|e| {
+        let files = store.read_index_files().map_err(|e| match e {
+            chunk_store::Error::Corrupt { .. } | chunk_store::Error::UnsupportedVersion { .. } => {
                 Error::invalid(format!(
                     "prune stopped before changing anything: {e}; run `respaldo repair index`"
                 ))
-            })?;
+            }
+            other => other.into(),
+        })?;
+        for (name, file) in files {
             for pack in file {
                 let listed = packs.entry(pack.pack).or_insert_with(|| Listed {
                     size: pack.size,
