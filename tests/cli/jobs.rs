@@ -371,3 +371,127 @@ fn hooks_do_not_see_the_password() {
         "none EVT_BACKUP_COMPLETED\n"
     );
 }
+
+#[test]
+fn a_second_run_of_a_running_job_fails_with_exit_11_and_the_first_goes_on() {
+    let env = Env::unencrypted();
+    let src = source(&env);
+    let started = env.path("started");
+    let release = env.path("release");
+    // The first run's started hook holds it (and its job lock) until `release` exists.
+    let hold = serde_json::to_string(&format!(
+        "touch '{}'; i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+        started.display(),
+        release.display()
+    ))
+    .unwrap();
+    let text = format!(
+        r#"{{"jobs": {{"nightly": {{
+            "repository": {repo},
+            "sources": [{src}],
+            "hooks": {{"EVT_BACKUP_STARTED": [{hold}]}}
+        }}}}}}"#,
+        repo = serde_json::to_string(&env.repo.display().to_string()).unwrap(),
+        src = serde_json::to_string(&src.display().to_string()).unwrap(),
+    );
+    let config = env.path("config.json");
+    std::fs::write(&config, text).unwrap();
+
+    let first = env
+        .command()
+        .args(["run", "nightly", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let out = respaldo(&env, &config, ["run", "nightly"]);
+    assert_eq!(code(&out), 11, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("job nightly is already running")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains("--retry-lock"),
+        "{err}"
+    );
+
+    // Waiting for it: the second run starts once the first ends.
+    let second = env
+        .command()
+        .args(["run", "nightly", "--retry-lock", "2m", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&release, b"").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(env.snapshots().len(), 2);
+    // The refused run is in the log as a failed backup of the job.
+    let rows = log(&env);
+    let failed: Vec<&Value> = rows.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:?}");
+    assert_eq!(failed[0]["job"], "nightly");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already running")),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn run_draws_a_progress_bar_on_a_terminal_and_nothing_on_a_pipe() {
+    use std::io::Read;
+
+    let env = Env::unencrypted();
+    let src = source(&env);
+    // The started hook keeps the backup (and its bar) going for a moment.
+    let text = format!(
+        r#"{{"jobs": {{"nightly": {{
+            "repository": {repo},
+            "sources": [{src}],
+            "hooks": {{"EVT_BACKUP_STARTED": ["sleep 1"]}}
+        }}}}}}"#,
+        repo = serde_json::to_string(&env.repo.display().to_string()).unwrap(),
+        src = serde_json::to_string(&src.display().to_string()).unwrap(),
+    );
+    let config = env.path("config.json");
+    std::fs::write(&config, text).unwrap();
+
+    // Standard error on a terminal.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child = env
+        .command()
+        .args(["run", "nightly", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut terminal = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    // Reading the master ends with EIO once the child has closed the terminal.
+    let _ = terminal.read_to_end(&mut seen);
+    assert!(child.wait().unwrap().success());
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        seen.contains("backup [") && seen.contains("ETA"),
+        "a bar on the terminal: {seen:?}"
+    );
+
+    // On a pipe: no bar, only the result.
+    let out = respaldo(&env, &config, ["run", "nightly"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("ETA") && !err.contains('\r'), "{err:?}");
+}

@@ -143,3 +143,93 @@ fn backup_sqlite_of_a_file_that_is_not_a_database_warns_and_exits_3() {
     assert_eq!(code(&out), 3, "{}", describe(&out));
     assert!(stderr(&out).contains("notes.db"), "{}", describe(&out));
 }
+
+/// The statuses of the `operation` rows of the `BackupLog` table of `db`.
+fn log_statuses(db: &Path, operation: &str) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut statement = conn
+        .prepare("SELECT status FROM BackupLog WHERE operation = ?1 ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([operation], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn restore_replaces_the_database_that_holds_the_backup_log() {
+    let env = Env::unencrypted();
+    let db = env.path("app.db");
+    create_database(&db, 100);
+    env.ok([
+        "backup".as_ref(),
+        "--sqlite".as_ref(),
+        db.as_os_str(),
+        "--log-db".as_ref(),
+        db.as_os_str(),
+    ]);
+    let target = env.path("target");
+    env.ok([
+        "restore".as_ref(),
+        "latest".as_ref(),
+        "--target".as_ref(),
+        target.as_os_str(),
+    ]);
+    let dest = restored(&target, &db);
+    // The application goes on writing to the restored database.
+    Connection::open(&dest)
+        .unwrap()
+        .execute("INSERT INTO t (x) VALUES (7)", [])
+        .unwrap();
+    assert_eq!(check_database(&dest).1, 5050 + 7);
+
+    // Restoring it again, with the log in that very database: the log holds no connection
+    // open, so restore does not find the database in use by this process.
+    let out = env.run([
+        "restore".as_ref(),
+        "latest".as_ref(),
+        "--target".as_ref(),
+        target.as_os_str(),
+        "--log-db".as_ref(),
+        dest.as_os_str(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(check_database(&dest), ("ok".to_string(), 5050));
+    // The restored database holds the snapshot's log (its backup still running when the copy
+    // was taken) and the row of the restore that replaced it.
+    assert_eq!(log_statuses(&dest, "backup"), ["running"]);
+    assert_eq!(log_statuses(&dest, "restore"), ["success"]);
+    // The original database's own log is untouched.
+    assert_eq!(log_statuses(&db, "backup"), ["success"]);
+}
+
+#[test]
+fn a_backup_removes_the_copies_a_killed_backup_left() {
+    let env = Env::unencrypted();
+    let db = env.path("app.db");
+    create_database(&db, 10);
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let tmp = env.cache.join("tmp");
+    let abandoned = tmp.join(format!("sqlite-{gone_pid}-{host}-abc123"));
+    let running = tmp.join(format!("sqlite-{}-{host}-def456", std::process::id()));
+    let other_host = tmp.join(format!("sqlite-{gone_pid}-{host}x-ghi789"));
+    for folder in [&abandoned, &running, &other_host] {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join("0.db"), b"copy").unwrap();
+    }
+
+    let out = env.run(["backup".as_ref(), "--sqlite".as_ref(), db.as_os_str()]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        !abandoned.exists(),
+        "the copy of a process that is gone is removed"
+    );
+    assert!(running.exists(), "a running process's copy is kept");
+    assert!(other_host.exists(), "another host's copy is kept");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert_eq!(left.len(), 2, "this backup removed its own copy: {left:?}");
+}

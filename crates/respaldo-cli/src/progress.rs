@@ -29,7 +29,7 @@ impl TermProgress {
         let bar = ui.progress.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{spinner} {prefix} [{elapsed_precise}] {bytes}/{total_bytes} ({bytes_per_sec}) {wide_msg}",
+                "{spinner} {prefix} [{elapsed_precise}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {wide_msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
             bar.set_style(style);

@@ -5,7 +5,9 @@
 //! application's database next to its tables: the log creates `BackupLog` if it is missing and
 //! touches nothing else (no other table, no `PRAGMA user_version`, no journal mode change).
 //! Writes are single short statements with a busy timeout, so an application writing to the
-//! same database at the same time only makes them wait.
+//! same database at the same time only makes them wait. No connection stays open between two
+//! writes: the database can be replaced under a running operation (restore of the very database
+//! that holds the log), and the next write goes to the file now at the path.
 //!
 //! [`BackupLog`] is an [`EventSink`]: a started event inserts a `running` row, the completed or
 //! failed event of the same operation updates it (or inserts a finished row when there was no
@@ -147,14 +149,16 @@ pub struct LogEntry {
 type WarningFn = Box<dyn Fn(&str) + Send + Sync>;
 
 struct State {
-    conn: Connection,
-    /// Row ids of operations that started and have not finished, by operation id.
-    running: HashMap<String, i64>,
+    /// Row ids of operations that started and have not finished, by operation id, with the
+    /// time they started (which the finishing update also matches, in case the database was
+    /// replaced meanwhile and the id now names another row).
+    running: HashMap<String, (i64, String)>,
 }
 
 /// The `BackupLog` table in one SQLite database; see the module documentation.
 pub struct BackupLog {
     path: PathBuf,
+    read_only: bool,
     state: Mutex<State>,
     on_warning: Option<WarningFn>,
 }
@@ -195,9 +199,7 @@ impl BackupLog {
                 reason: format!("cannot create its folder {}: {e}", parent.display()),
             })?;
         }
-        let conn = Connection::open(path).map_err(sql_error(path, "cannot open it"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql_error(path, "cannot set a busy timeout"))?;
+        let conn = connect(path, Access::Create)?;
         if conn
             .is_readonly(rusqlite::MAIN_DB)
             .map_err(sql_error(path, "cannot open it"))?
@@ -225,10 +227,12 @@ impl BackupLog {
             tx.rollback()
         };
         probe().map_err(sql_error(path, "cannot write to it"))?;
+        conn.close()
+            .map_err(|(_, e)| sql_error(path, "cannot close it")(e))?;
         Ok(Self {
             path: path.to_path_buf(),
+            read_only: false,
             state: Mutex::new(State {
-                conn,
                 running: HashMap::new(),
             }),
             on_warning: None,
@@ -238,17 +242,11 @@ impl BackupLog {
     /// Opens the log at `path` for reading only; nothing is created. A database without the
     /// table has no entries.
     pub fn open_read_only(path: &Path) -> Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql_error(path, "cannot open it"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sql_error(path, "cannot set a busy timeout"))?;
+        connect(path, Access::Read)?;
         Ok(Self {
             path: path.to_path_buf(),
+            read_only: true,
             state: Mutex::new(State {
-                conn,
                 running: HashMap::new(),
             }),
             on_warning: None,
@@ -275,28 +273,35 @@ impl BackupLog {
     /// Records `event`: what [`EventSink::emit`] does, with the error returned instead of
     /// reported.
     pub fn record(&self, event: &Event) -> Result<()> {
+        if self.read_only {
+            return Err(Error::BackupLog {
+                path: self.path.clone(),
+                reason: "opened for reading only: cannot record an event".to_string(),
+            });
+        }
         let mut state = self.state();
         let state = &mut *state;
+        let conn = connect(&self.path, Access::Write)?;
         let fail = sql_error(&self.path, "cannot record an event");
         let phase = event.event.phase();
         if phase == Phase::Started {
-            state
-                .conn
-                .execute(
-                    "INSERT INTO BackupLog
+            conn.execute(
+                "INSERT INTO BackupLog
                      (operation, job, repository, snapshot_id, status, started_at)
                      VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-                    params![
-                        event.operation.as_str(),
-                        event.job,
-                        event.repository,
-                        event.snapshot_id,
-                        event.time
-                    ],
-                )
-                .map_err(fail)?;
-            let id = state.conn.last_insert_rowid();
-            state.running.insert(event.operation_id.clone(), id);
+                params![
+                    event.operation.as_str(),
+                    event.job,
+                    event.repository,
+                    event.snapshot_id,
+                    event.time
+                ],
+            )
+            .map_err(fail)?;
+            let id = conn.last_insert_rowid();
+            state
+                .running
+                .insert(event.operation_id.clone(), (id, event.time.clone()));
             return Ok(());
         }
         let status = if phase == Phase::Failed {
@@ -310,13 +315,13 @@ impl BackupLog {
         let files = sql_int(event.files);
         let bytes_read = sql_int(event.bytes_read);
         let bytes_added = sql_int(event.bytes_added);
-        if let Some(id) = state.running.remove(&event.operation_id) {
-            let updated = state
-                .conn
+        if let Some((id, started)) = state.running.remove(&event.operation_id) {
+            let updated = conn
                 .execute(
                     "UPDATE BackupLog SET snapshot_id = ?2, status = ?3, finished_at = ?4,
                      duration_ms = ?5, files = ?6, bytes_read = ?7, bytes_added = ?8, error = ?9
-                     WHERE id = ?1",
+                     WHERE id = ?1 AND status = 'running' AND operation = ?10
+                     AND started_at = ?11",
                     params![
                         id,
                         event.snapshot_id,
@@ -326,46 +331,51 @@ impl BackupLog {
                         files,
                         bytes_read,
                         bytes_added,
-                        event.error
+                        event.error,
+                        event.operation.as_str(),
+                        started
                     ],
                 )
                 .map_err(sql_error(&self.path, "cannot record an event"))?;
             if updated == 1 {
                 return Ok(());
             }
-            // Someone deleted the running row: insert the finished one below.
+            // The running row is gone (deleted, or the database was replaced by a restore of
+            // it): insert the finished one below.
         }
         let started_at = started_at(event);
-        state
-            .conn
-            .execute(
-                "INSERT INTO BackupLog
+        conn.execute(
+            "INSERT INTO BackupLog
                  (operation, job, repository, snapshot_id, status, started_at, finished_at,
                   duration_ms, files, bytes_read, bytes_added, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    event.operation.as_str(),
-                    event.job,
-                    event.repository,
-                    event.snapshot_id,
-                    status.as_str(),
-                    started_at,
-                    event.time,
-                    duration_ms,
-                    files,
-                    bytes_read,
-                    bytes_added,
-                    event.error
-                ],
-            )
-            .map_err(sql_error(&self.path, "cannot record an event"))?;
+            params![
+                event.operation.as_str(),
+                event.job,
+                event.repository,
+                event.snapshot_id,
+                status.as_str(),
+                started_at,
+                event.time,
+                duration_ms,
+                files,
+                bytes_read,
+                bytes_added,
+                event.error
+            ],
+        )
+        .map_err(sql_error(&self.path, "cannot record an event"))?;
         Ok(())
     }
 
     /// The `limit` most recent rows, newest first.
     pub fn entries(&self, limit: usize) -> Result<Vec<LogEntry>> {
-        let state = self.state();
-        let conn = &state.conn;
+        let access = if self.read_only {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let conn = connect(&self.path, access)?;
         let fail = || sql_error(&self.path, "cannot read the BackupLog table");
         let exists: Option<i64> = conn
             .query_row(
@@ -415,6 +425,32 @@ impl BackupLog {
             .map_err(fail())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail())
     }
+}
+
+/// How [`connect`] opens the database.
+#[derive(Clone, Copy)]
+enum Access {
+    /// Read and write, creating the file when missing ([`BackupLog::open`]).
+    Create,
+    /// Read and write an existing file: a database removed since the log was opened is an
+    /// error, not a new empty file.
+    Write,
+    /// Read only.
+    Read,
+}
+
+/// A new connection to the log database, with the busy timeout.
+fn connect(path: &Path, access: Access) -> Result<Connection> {
+    let flags = match access {
+        Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(sql_error(path, "cannot open it"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql_error(path, "cannot set a busy timeout"))?;
+    Ok(conn)
 }
 
 /// When the operation started: the event's time less its duration.

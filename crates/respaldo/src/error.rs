@@ -56,6 +56,19 @@ pub enum Error {
         /// Whether only `unlock --remove-all` can remove it (it cannot be read).
         remove_all: bool,
     },
+    /// Another run of the same job (on this machine) has not ended.
+    #[error(
+        "job {job} is already running ({holder}; lock {lock}): wait for it to end, or give \
+         --retry-lock DURATION to wait for it"
+    )]
+    JobRunning {
+        /// The job.
+        job: String,
+        /// The run holding it, described.
+        holder: String,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// A lock this operation held was lost; it stopped before committing anything.
     #[error(
         "lost the repository lock {lock}: {reason}. Nothing was committed; another process \
@@ -174,9 +187,10 @@ impl Error {
         matches!(self, Error::Store(chunk_store::Error::NoRepository { .. }))
     }
 
-    /// Whether the error means another process holds a conflicting lock.
+    /// Whether the error means another process holds a conflicting lock (of the repository,
+    /// or of the job).
     pub fn is_locked(&self) -> bool {
-        matches!(self, Error::Locked { .. })
+        matches!(self, Error::Locked { .. } | Error::JobRunning { .. })
     }
 
     /// Whether the error is about the config file.

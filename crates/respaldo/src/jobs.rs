@@ -8,7 +8,7 @@
 //! be opened), [`run_job`] emits `EVT_BACKUP_FAILED` itself, with the error, to the same
 //! sinks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,18 @@ use crate::config::{Config, Job, PasswordSource};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, emit_to, error_message};
 use crate::hooks::HookSink;
-use crate::progress::{NoProgress, Warning};
+use crate::job_lock::JobLock;
+use crate::progress::{NoProgress, Progress, Warning};
 use crate::repository::{Repository, default_cache_dir, hostname};
 use crate::service::StopSignal;
 
 /// Receives warnings that do not fail a job: a hook that failed or hung, a log row that
 /// could not be written, a default log database that cannot be opened.
 pub type WarningFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Makes the progress reporter of a step that reports progress (the backup, and prune's
+/// repacking); it is dropped when the step ends.
+pub type ProgressFn = Arc<dyn Fn(JobStep) -> Box<dyn Progress> + Send + Sync>;
 
 /// Where the backup log goes when the config names no database for the job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub struct JobOptions {
     /// When set, the steps after the backup (forget, prune) are skipped once a stop is asked
     /// for; the backup itself always runs to its end.
     pub stop: Option<StopSignal>,
+    /// Progress of the backup and of prune; none when `None`.
+    pub progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for JobOptions {
@@ -68,6 +75,7 @@ impl std::fmt::Debug for JobOptions {
             .field("log", &self.log)
             .field("lock_wait", &self.lock_wait)
             .field("stop", &self.stop)
+            .field("progress", &self.progress.is_some())
             .finish()
     }
 }
@@ -269,10 +277,16 @@ fn run(config: &Config, job: &Job, options: &JobOptions) -> JobOutcome {
         sinks.push(Arc::new(hooks));
     }
 
-    let opened = match setup_error {
-        Some(e) => Err(e),
-        None => open_repository(config, job, &warn_now),
-    };
+    // Held until the job ends: no second run of this job on this machine meanwhile.
+    let mut _job_lock = None;
+    let opened = setup_error.map_or_else(
+        || {
+            let cache = cache_dir(job)?;
+            _job_lock = Some(JobLock::acquire(&cache, job, options.lock_wait)?);
+            open_repository(config, job, &cache, &warn_now)
+        },
+        Err,
+    );
     let mut repo = match opened {
         Ok(repo) => repo,
         Err(error) => {
@@ -293,7 +307,13 @@ fn run(config: &Config, job: &Job, options: &JobOptions) -> JobOutcome {
         repo.add_event_sink(sink);
     }
 
-    match repo.backup(&backup_options(job), &NoProgress) {
+    let progress = |step: JobStep| -> Box<dyn Progress> {
+        match &options.progress {
+            Some(make) => make(step),
+            None => Box::new(NoProgress),
+        }
+    };
+    match repo.backup(&backup_options(job), progress(JobStep::Backup).as_ref()) {
         Ok(backup) => outcome.backup = Some(backup),
         Err(e) => {
             outcome.fail(JobStep::Backup, e);
@@ -333,7 +353,7 @@ fn run(config: &Config, job: &Job, options: &JobOptions) -> JobOutcome {
                 max_unused: job.max_unused,
                 dry_run: false,
             };
-            match repo.prune(&prune, &NoProgress) {
+            match repo.prune(&prune, progress(JobStep::Prune).as_ref()) {
                 Ok(pruned) => outcome.prune = Some(pruned),
                 Err(e) => outcome.fail(JobStep::Prune, e),
             }
@@ -404,18 +424,27 @@ fn password(config: &Config, job: &Job) -> Result<Option<String>> {
     }
 }
 
-fn open_repository(config: &Config, job: &Job, warn: &dyn Fn(&str)) -> Result<Repository> {
-    let password = password(config, job)?;
-    let cache = match &job.cache_dir {
-        Some(dir) => dir.clone(),
+/// The job's cache folder: its own, else the default one.
+fn cache_dir(job: &Job) -> Result<PathBuf> {
+    match &job.cache_dir {
+        Some(dir) => Ok(dir.clone()),
         None => default_cache_dir().ok_or_else(|| {
             Error::invalid(
                 "cannot tell where to keep the local cache: set RESPALDO_CACHE_DIR (or HOME), \
                  or give the job a cache_dir",
             )
-        })?,
-    };
-    let repo = Repository::open(&job.repository, password.as_deref(), &cache)?;
+        }),
+    }
+}
+
+fn open_repository(
+    config: &Config,
+    job: &Job,
+    cache: &Path,
+    warn: &dyn Fn(&str),
+) -> Result<Repository> {
+    let password = password(config, job)?;
+    let repo = Repository::open(&job.repository, password.as_deref(), cache)?;
     for (name, reason) in repo.store().unreadable_index_files() {
         warn(&format!(
             "{}: skipped index/{name} ({reason}); the blobs it lists are unknown until \

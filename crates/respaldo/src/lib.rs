@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod events;
 mod hooks;
+mod job_lock;
 mod jobs;
 mod lock;
 mod progress;
@@ -43,7 +44,9 @@ pub use commands::repair::{
 pub use commands::restore::{RestoreOptions, RestoreOutcome};
 pub use commands::stats::Stats;
 pub use error::{Error, Result};
-pub use jobs::{JobError, JobOptions, JobOutcome, JobStatus, JobStep, LogTarget, run_job};
+pub use jobs::{
+    JobError, JobOptions, JobOutcome, JobStatus, JobStep, LogTarget, ProgressFn, run_job,
+};
 pub use lock::{LockKind, LockStatus, REFRESH_EVERY, RepositoryLock, STALE_AFTER, staleness};
 pub use progress::{NoProgress, Progress, Warning};
 pub use repository::{

@@ -118,7 +118,7 @@ pub fn staleness(info: &LockInfo, now_ns: i64, host: &str) -> Option<String> {
 
 /// Whether process `pid` exists on this host. Unknown counts as alive: only a process that
 /// is certainly gone makes a lock stale.
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return true;
     };

@@ -50,6 +50,7 @@ pub enum SnapshotSpec {
 pub struct Repository {
     store: Arc<ChunkStore>,
     location: String,
+    cache_dir: PathBuf,
     lock_wait: Duration,
     no_lock: bool,
     lock_refresh_every: Duration,
@@ -160,11 +161,18 @@ impl Repository {
         Ok(Self {
             store,
             location,
+            cache_dir: cache_dir.to_path_buf(),
             lock_wait: Duration::ZERO,
             no_lock: false,
             lock_refresh_every: crate::lock::REFRESH_EVERY,
             events: Default::default(),
         })
+    }
+
+    /// The local cache folder it was opened with (the index, and temporary copies of SQLite
+    /// databases during a backup, live under it).
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
     }
 
     /// The chunk store underneath.

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use clap::Args as ClapArgs;
-use respaldo::{Config, FnSink, JobOptions, JobOutcome, JobStatus, LogTarget};
+use respaldo::{Config, FnSink, JobOptions, JobOutcome, JobStatus, JobStep, LogTarget};
 use serde_json::{Value, json};
 
 use crate::args::Global;
 use crate::output::{self, Table, Ui};
+use crate::progress::TermProgress;
 
 /// `run`.
 #[derive(Debug, ClapArgs)]
@@ -51,7 +52,8 @@ pub fn load_config(global: &Global) -> Result<Config> {
 }
 
 /// How jobs run from the command line: events as JSON lines with `--json`, warnings on
-/// standard error, the backup log and lock wait of the global flags.
+/// standard error, progress bars on a terminal, the backup log and lock wait of the global
+/// flags.
 pub fn job_options(global: &Global, ui: &Ui) -> JobOptions {
     let mut options = JobOptions::default();
     if ui.json {
@@ -75,6 +77,16 @@ pub fn job_options(global: &Global, ui: &Ui) -> JobOptions {
         }
     };
     options.lock_wait = global.retry_lock.unwrap_or_default();
+    if ui.progress {
+        let ui = *ui;
+        options.progress = Some(Arc::new(move |step: JobStep| {
+            let verb = match step {
+                JobStep::Prune => "repack",
+                _ => "backup",
+            };
+            Box::new(TermProgress::new(&ui, verb)) as Box<dyn respaldo::Progress>
+        }));
+    }
     options
 }
 

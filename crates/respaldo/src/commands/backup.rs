@@ -105,7 +105,7 @@ impl Repository {
             &options.exclude_if_present,
         )?;
         let mut ctx = Context::new(self.store(), excludes, options.one_file_system, progress);
-        ctx.sqlite = sqlite::SqliteSources::capture(&ctx, &databases)?;
+        ctx.sqlite = sqlite::SqliteSources::capture(&ctx, &databases, self.cache_dir())?;
 
         let mut present = 0;
         let root = std::thread::scope(|scope| -> Result<Option<ChunkId>> {

@@ -2,8 +2,8 @@
 //! while other processes go on writing, stored in the snapshot in place of the live file.
 //!
 //! Before the walk starts, every database named in [`BackupOptions::sqlite`] is copied into a
-//! private temporary folder (under the cache folder, else the system's temporary folder;
-//! removed when the backup ends, however it ends). The walker then treats the database's path
+//! private temporary folder (under the repository's cache folder, else the system's temporary
+//! folder; removed when the backup ends, or by a later backup when its process was killed). The walker then treats the database's path
 //! as usual (its node keeps the live file's mode, owner and times) but the workers read the
 //! copy, the node is flagged [`FLAG_SQLITE`], and the database's `-wal`, `-shm` and `-journal`
 //! files are left out: the copy already holds every committed transaction, and those files
@@ -65,11 +65,15 @@ impl SqliteSources {
     /// Copies each database in `databases` (absolute, clean paths). A path that does not exist
     /// is left to the walker (which warns); one that is not a regular file or cannot be copied
     /// is a warning. Errors only when no temporary folder can be made.
-    pub(crate) fn capture(ctx: &Context<'_>, databases: &[PathBuf]) -> Result<Self> {
+    pub(crate) fn capture(
+        ctx: &Context<'_>,
+        databases: &[PathBuf],
+        cache_dir: &Path,
+    ) -> Result<Self> {
         if databases.is_empty() {
             return Ok(Self::default());
         }
-        let folder = temporary_folder()?;
+        let folder = temporary_folder(cache_dir)?;
         let mut copies = HashMap::new();
         for (i, database) in databases.iter().enumerate() {
             let meta = match std::fs::symlink_metadata(database) {
@@ -154,26 +158,57 @@ impl SqliteSources {
     }
 }
 
-/// A new private folder (mode 0700) for the copies: under the cache folder, or else in the
-/// system's temporary folder.
-fn temporary_folder() -> Result<TempDir> {
-    let in_cache = crate::repository::default_cache_dir().and_then(|cache| {
-        let root = cache.join("tmp");
-        std::fs::create_dir_all(&root).ok()?;
+/// A new private folder (mode 0700) for the copies, `CACHE/tmp/sqlite-PID-HOST-XXXXXX`, after
+/// removing the folders that processes of this host which are gone left there (a backup killed
+/// with SIGKILL cannot remove its own). Falls back to the system's temporary folder when the
+/// cache folder cannot hold it.
+fn temporary_folder(cache_dir: &Path) -> Result<TempDir> {
+    let root = cache_dir.join("tmp");
+    let prefix = format!(
+        "sqlite-{}-{}-",
+        std::process::id(),
+        crate::repository::hostname()
+    );
+    let in_cache = std::fs::create_dir_all(&root).ok().and_then(|()| {
+        remove_abandoned(&root);
         tempfile::Builder::new()
-            .prefix("sqlite-")
+            .prefix(&prefix)
             .tempdir_in(&root)
             .ok()
     });
     match in_cache {
         Some(folder) => Ok(folder),
         None => tempfile::Builder::new()
-            .prefix("respaldo-sqlite-")
+            .prefix(&format!("respaldo-{prefix}"))
             .tempdir()
             .map_err(Error::io(
                 "create a temporary folder for SQLite copies in",
                 std::env::temp_dir(),
             )),
+    }
+}
+
+/// Removes the copy folders under `root` whose process, on this host, is gone. Best effort:
+/// what cannot be removed now is tried again by the next backup.
+fn remove_abandoned(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let host = crate::repository::hostname();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("sqlite-")) else {
+            continue;
+        };
+        let Some((pid, rest)) = rest.split_once('-') else {
+            continue;
+        };
+        let (Ok(pid), Some(rest)) = (pid.parse::<u32>(), rest.strip_prefix(host.as_str())) else {
+            continue;
+        };
+        if rest.starts_with('-') && !crate::lock::process_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
