@@ -17,6 +17,7 @@ mod key;
 mod lifecycle;
 mod repair;
 mod roundtrip;
+mod service_reload;
 mod sqlite;
 mod tree;
 mod util;

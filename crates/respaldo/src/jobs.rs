@@ -25,7 +25,7 @@ use crate::hooks::HookSink;
 use crate::job_lock::JobLock;
 use crate::progress::{NoProgress, Progress, Warning};
 use crate::repository::{Repository, default_cache_dir, hostname};
-use crate::service::StopSignal;
+use crate::service::ServiceControl;
 
 /// Receives warnings that do not fail a job: a hook that failed or hung, a log row that
 /// could not be written, a default log database that cannot be opened.
@@ -62,7 +62,7 @@ pub struct JobOptions {
     pub lock_wait: Duration,
     /// When set, the steps after the backup (forget, prune) are skipped once a stop is asked
     /// for; the backup itself always runs to its end.
-    pub stop: Option<StopSignal>,
+    pub stop: Option<ServiceControl>,
     /// Progress of the backup and of prune; none when `None`.
     pub progress: Option<ProgressFn>,
 }
@@ -322,7 +322,12 @@ fn run(config: &Config, job: &Job, options: &JobOptions) -> JobOutcome {
         }
     }
 
-    let stopping = || options.stop.as_ref().is_some_and(StopSignal::is_stopped);
+    let stopping = || {
+        options
+            .stop
+            .as_ref()
+            .is_some_and(ServiceControl::is_stopped)
+    };
     if let Some(retention) = &job.retention {
         if stopping() {
             outcome.skipped.push(JobStep::Forget);

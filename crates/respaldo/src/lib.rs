@@ -6,7 +6,7 @@
 //!
 //! Jobs of a JSON [`Config`] run through [`run_job`] (backup, retention, prune, with hooks
 //! and the backup log), and [`run_service`] runs them on their schedules until its
-//! [`StopSignal`] is given.
+//! [`ServiceControl`] stops it.
 
 mod backup_log;
 mod commands;
@@ -52,7 +52,9 @@ pub use progress::{NoProgress, Progress, Warning};
 pub use repository::{
     InitOptions, Repository, SnapshotSpec, default_cache_dir, format_time_ns, hostname, username,
 };
-pub use service::{ServiceNotice, ServiceOptions, ServiceSummary, StopSignal, run_service};
+pub use service::{
+    ServiceControl, ServiceNotice, ServiceOptions, ServiceSummary, load_service_config, run_service,
+};
 
 pub use chunk_store::{ChunkId, KdfParams, LockInfo};
 pub use chunker::ChunkerParams;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use respaldo::{
     BackupLog, Config, Error, Event, EventKind, HookCommand, JobOptions, JobStatus, JobStep,
-    LogStatus, PasswordSource, Repository, ServiceOptions, StopSignal, next_run, run_job,
+    LogStatus, PasswordSource, Repository, ServiceControl, ServiceOptions, next_run, run_job,
     run_service,
 };
 
@@ -755,7 +755,7 @@ fn the_service_runs_jobs_repeatedly_applies_retention_and_survives_failures() {
         })),
         ..ServiceOptions::default()
     };
-    let stop = StopSignal::new();
+    let stop = ServiceControl::new();
     let service = {
         let stop = stop.clone();
         let config = config.clone();
@@ -853,7 +853,7 @@ fn the_service_stops_promptly_while_it_waits_and_refuses_a_config_without_schedu
         "nightly",
         setup.job(&[&setup.src], r#", "schedule": "0 1 * * *""#),
     )]);
-    let stop = StopSignal::new();
+    let stop = ServiceControl::new();
     let service = {
         let stop = stop.clone();
         std::thread::spawn(move || run_service(&config, &ServiceOptions::default(), &stop))
@@ -870,7 +870,7 @@ fn the_service_stops_promptly_while_it_waits_and_refuses_a_config_without_schedu
     assert_eq!(summary.runs, 0);
 
     let config = setup.config(&[("manual", setup.job(&[&setup.src], ""))]);
-    let err = run_service(&config, &ServiceOptions::default(), &StopSignal::new()).unwrap_err();
+    let err = run_service(&config, &ServiceOptions::default(), &ServiceControl::new()).unwrap_err();
     assert!(
         err.is_config() && err.to_string().contains("no job has a schedule"),
         "{err}"
