@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod analyze;
 mod basics;
 mod browse;
 mod damage;

@@ -72,7 +72,7 @@ impl Chunker {
     /// much data remains when it is shorter than `avg_size`). Returns 0 only
     /// for empty `data`.
     #[inline]
-    fn cut(&self, data: &[u8]) -> usize {
+    pub(crate) fn cut(&self, data: &[u8]) -> usize {
         let (_hash, len) = cut_gear(
             data,
             self.min_size,

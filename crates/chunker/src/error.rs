@@ -60,6 +60,33 @@ pub enum Error {
         max_size_hint: u32,
     },
 
+    /// The page counts of a page-aligned chunker are not ordered.
+    #[error(
+        "page counts must satisfy 1 <= min_pages <= avg_pages <= max_pages, but got \
+         min_pages = {min_pages}, avg_pages = {avg_pages}, max_pages = {max_pages}; \
+         adjust them (for example 1 <= 4 <= 16)"
+    )]
+    PageOrder {
+        /// The given minimum pages per chunk.
+        min_pages: u32,
+        /// The given average pages per chunk.
+        avg_pages: u32,
+        /// The given maximum pages per chunk.
+        max_pages: u32,
+    },
+
+    /// A chunking spec (`fastcdc:256K,1M,4M`, `fixed:4K`, ...) cannot be parsed or holds
+    /// invalid settings.
+    #[error("invalid chunker spec {spec:?}: {reason}; valid specs look like {examples}")]
+    InvalidSpec {
+        /// The rejected spec (truncated to 100 characters).
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+        /// Valid specs, as examples.
+        examples: &'static str,
+    },
+
     /// A string is not a valid chunk id.
     #[error(
         "invalid chunk id {input:?}: a chunk id is exactly 64 hexadecimal characters \

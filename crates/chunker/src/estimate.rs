@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 
 use crate::cdc::Chunker;
+use crate::cutter::Cutter;
 use crate::error::Error;
 use crate::hasher::IdHasher;
 use crate::id::ChunkId;
@@ -53,10 +54,13 @@ pub struct SizeBucket {
     pub count: u64,
 }
 
-/// Running counters, kept apart from the chunker so both can be borrowed at
-/// once.
+/// Running dedup counters over chunk ids: what [`DedupEstimator`] keeps, usable on its own
+/// when the caller cuts and hashes chunks itself (for example with several chunkers at once).
+///
+/// Memory grows with the number of distinct chunks: one 32-byte id each, plus the hash set's
+/// overhead (about 40 to 80 bytes per id in all).
 #[derive(Clone)]
-struct Tally {
+pub struct DedupTally {
     seen: HashSet<ChunkId>,
     chunks: u64,
     logical_bytes: u64,
@@ -65,7 +69,7 @@ struct Tally {
     buckets: [u64; 65],
 }
 
-impl Default for Tally {
+impl Default for DedupTally {
     fn default() -> Self {
         Self {
             seen: HashSet::new(),
@@ -77,33 +81,10 @@ impl Default for Tally {
     }
 }
 
-impl Tally {
-    fn add(&mut self, hasher: &IdHasher, chunk: &[u8]) {
-        let len = chunk.len() as u64;
-        self.chunks += 1;
-        self.logical_bytes += len;
-        if self.seen.insert(hasher.hash(chunk)) {
-            self.unique_bytes += len;
-        }
-        let bucket = len.max(1).next_power_of_two().trailing_zeros() as usize;
-        self.buckets[bucket] += 1;
-    }
-}
-
-/// Estimates deduplication: chunks data, hashes every chunk and counts the
-/// distinct ones. Memory grows with the number of distinct chunks (one id,
-/// 32 bytes plus set overhead, each).
-#[derive(Debug, Clone)]
-pub struct DedupEstimator {
-    chunker: Chunker,
-    hasher: IdHasher,
-    tally: Tally,
-}
-
-impl std::fmt::Debug for Tally {
+impl std::fmt::Debug for DedupTally {
     /// Counters only: the set of ids can be huge.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tally")
+        f.debug_struct("DedupTally")
             .field("chunks", &self.chunks)
             .field("unique_chunks", &self.seen.len())
             .field("logical_bytes", &self.logical_bytes)
@@ -112,54 +93,48 @@ impl std::fmt::Debug for Tally {
     }
 }
 
-impl DedupEstimator {
-    /// An empty estimator.
-    ///
-    /// # Errors
-    /// The errors of [`ChunkerParams::validate`].
-    pub fn new(params: ChunkerParams, hasher: IdHasher) -> Result<Self, Error> {
-        Ok(Self {
-            chunker: Chunker::new(params)?,
-            hasher,
-            tally: Tally::default(),
-        })
+impl DedupTally {
+    /// An empty tally.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Adds one in-memory input (chunked on its own, like a separate file).
-    pub fn add_slice(&mut self, data: &[u8]) {
-        for chunk in self.chunker.chunk_slice(data) {
-            self.tally.add(&self.hasher, chunk);
+    /// Counts one chunk of `len` bytes named `id`; returns whether it is new (its id was not
+    /// seen before), that is whether a store would keep its bytes.
+    pub fn add(&mut self, id: ChunkId, len: u64) -> bool {
+        self.chunks += 1;
+        self.logical_bytes += len;
+        let bucket = len.max(1).next_power_of_two().trailing_zeros() as usize;
+        self.buckets[bucket] += 1;
+        let new = self.seen.insert(id);
+        if new {
+            self.unique_bytes += len;
         }
+        new
     }
 
-    /// Adds one streamed input (chunked on its own, like a separate file) and
-    /// returns its length.
-    ///
-    /// # Errors
-    /// The reader's errors ([`io::ErrorKind::Interrupted`] is retried). The
-    /// chunks seen before the error stay counted.
-    pub fn add_reader<R: Read>(&mut self, reader: R) -> io::Result<u64> {
-        let Self {
-            chunker,
-            hasher,
-            tally,
-        } = self;
-        chunker.chunk_reader(reader, |chunk| {
-            tally.add(hasher, chunk);
-            Ok::<(), io::Error>(())
-        })
+    /// Distinct chunks so far.
+    #[must_use]
+    pub fn unique_chunks(&self) -> u64 {
+        self.seen.len() as u64
     }
 
-    /// The estimate over everything added so far.
+    /// Bytes of the distinct chunks so far.
+    #[must_use]
+    pub fn unique_bytes(&self) -> u64 {
+        self.unique_bytes
+    }
+
+    /// The estimate over everything counted so far.
     #[must_use]
     pub fn estimate(&self) -> DedupEstimate {
-        let t = &self.tally;
         DedupEstimate {
-            chunks: t.chunks,
-            unique_chunks: t.seen.len() as u64,
-            logical_bytes: t.logical_bytes,
-            unique_bytes: t.unique_bytes,
-            histogram: t
+            chunks: self.chunks,
+            unique_chunks: self.seen.len() as u64,
+            logical_bytes: self.logical_bytes,
+            unique_bytes: self.unique_bytes,
+            histogram: self
                 .buckets
                 .iter()
                 .enumerate()
@@ -170,6 +145,84 @@ impl DedupEstimator {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Estimates deduplication: chunks data with any chunker kind, hashes every chunk and counts
+/// the distinct ones ([`DedupTally`]). Memory grows with the number of distinct chunks (one
+/// id, 32 bytes plus set overhead, each).
+#[derive(Debug, Clone)]
+pub struct DedupEstimator {
+    cutter: Cutter,
+    hasher: IdHasher,
+    tally: DedupTally,
+}
+
+impl DedupEstimator {
+    /// An empty estimator chunking with FastCDC.
+    ///
+    /// # Errors
+    /// The errors of [`ChunkerParams::validate`].
+    pub fn new(params: ChunkerParams, hasher: IdHasher) -> Result<Self, Error> {
+        Ok(Self::with_cutter(Chunker::new(params)?.into(), hasher))
+    }
+
+    /// An empty estimator chunking with `cutter` (any kind).
+    #[must_use]
+    pub fn with_cutter(cutter: Cutter, hasher: IdHasher) -> Self {
+        Self {
+            cutter,
+            hasher,
+            tally: DedupTally::default(),
+        }
+    }
+
+    /// The chunker in use.
+    #[must_use]
+    pub fn cutter(&self) -> &Cutter {
+        &self.cutter
+    }
+
+    /// The counters so far.
+    #[must_use]
+    pub fn tally(&self) -> &DedupTally {
+        &self.tally
+    }
+
+    /// Adds one in-memory input (chunked on its own, like a separate file).
+    pub fn add_slice(&mut self, data: &[u8]) {
+        for chunk in self.cutter.chunk_slice(data) {
+            self.tally.add(self.hasher.hash(chunk), chunk.len() as u64);
+        }
+    }
+
+    /// Adds one chunk, cut by the caller; returns whether it is new.
+    pub fn add_chunk(&mut self, chunk: &[u8]) -> bool {
+        self.tally.add(self.hasher.hash(chunk), chunk.len() as u64)
+    }
+
+    /// Adds one streamed input (chunked on its own, like a separate file) and
+    /// returns its length.
+    ///
+    /// # Errors
+    /// The reader's errors ([`io::ErrorKind::Interrupted`] is retried). The
+    /// chunks seen before the error stay counted.
+    pub fn add_reader<R: Read>(&mut self, reader: R) -> io::Result<u64> {
+        let Self {
+            cutter,
+            hasher,
+            tally,
+        } = self;
+        cutter.chunk_reader(reader, |chunk| {
+            tally.add(hasher.hash(chunk), chunk.len() as u64);
+            Ok::<(), io::Error>(())
+        })
+    }
+
+    /// The estimate over everything added so far.
+    #[must_use]
+    pub fn estimate(&self) -> DedupEstimate {
+        self.tally.estimate()
     }
 }
 
@@ -247,22 +300,38 @@ mod tests {
 
     #[test]
     fn histogram_buckets() {
-        let mut t = Tally::default();
+        let mut t = DedupTally::new();
         for len in [1usize, 2, 3, 4, 5, 4096, 4097] {
-            t.add(&IdHasher::Plain, &vec![len as u8; len]);
+            let chunk = vec![len as u8; len];
+            assert!(t.add(IdHasher::Plain.hash(&chunk), len as u64));
         }
-        let est = DedupEstimator {
-            chunker: Chunker::new(small()).unwrap(),
-            hasher: IdHasher::Plain,
-            tally: t,
-        }
-        .estimate();
+        assert!(!t.add(IdHasher::Plain.hash(&[1]), 1), "seen before");
+        let est = t.estimate();
         let got: Vec<(u64, u64)> = est
             .histogram
             .iter()
             .map(|b| (b.upper_bound, b.count))
             .collect();
-        assert_eq!(got, [(1, 1), (2, 1), (4, 2), (8, 1), (4096, 1), (8192, 1)]);
+        assert_eq!(got, [(1, 2), (2, 1), (4, 2), (8, 1), (4096, 1), (8192, 1)]);
+        assert_eq!((est.chunks, est.unique_chunks), (8, 7));
+        assert_eq!(
+            (t.unique_chunks(), t.unique_bytes()),
+            (7, 1 + 2 + 3 + 4 + 5 + 4096 + 4097)
+        );
+    }
+
+    #[test]
+    fn any_cutter_estimates() {
+        let data = noise(100_000, 9);
+        let fixed = crate::FixedChunker::new(1000).unwrap();
+        let mut e = DedupEstimator::with_cutter(fixed.into(), IdHasher::Plain);
+        e.add_slice(&data);
+        assert!(!e.add_chunk(&data[..1000]), "the first chunk was seen");
+        assert_eq!(e.add_reader(&data[..]).unwrap(), 100_000);
+        let est = e.estimate();
+        assert_eq!((est.chunks, est.unique_chunks), (201, 100));
+        assert!(matches!(e.cutter(), Cutter::Fixed(_)));
+        assert_eq!(e.tally().unique_bytes(), 100_000);
     }
 
     #[test]

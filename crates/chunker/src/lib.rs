@@ -1,5 +1,20 @@
 //! Content-defined chunking, chunk ids and dedup estimation for respaldo.
 //!
+//! # Chunker kinds
+//!
+//! | kind | type | cuts | spec |
+//! |---|---|---|---|
+//! | FastCDC 2020 (what repositories use) | [`Chunker`] | content-defined, any byte offset | `fastcdc:256K,1M,4M` |
+//! | fixed-size | [`FixedChunker`] | every N bytes | `fixed:4K` |
+//! | page-aligned content-defined | [`PageChunker`] | after a page whose own hash hits, at multiples of the page size | `pages:1,4,16` |
+//!
+//! All three implement [`CutPoints`] and offer the same API (`chunk_slice`, `stream` with
+//! `next_chunk` and `bytes_read`, `chunk_reader`); [`Cutter`] wraps any of them, and
+//! [`ChunkingSpec`] parses the spec syntax and builds a [`Cutter`] per file (page kinds read
+//! a SQLite database's page size from its header, [`sqlite_page_size`], and use 4096-byte
+//! pages for other files). [`MultiStream`] chunks one reader with several cutters while
+//! reading it once, and [`DedupTally`] / [`DedupEstimator`] count what deduplicates.
+//!
 //! # The algorithm
 //!
 //! Data is cut into variable-size chunks with **FastCDC 2020** (Xia et al.,
@@ -60,15 +75,31 @@
 //! ```
 
 mod cdc;
+mod cut;
+mod cutter;
 mod error;
 mod estimate;
+mod fixed;
 mod hasher;
 mod id;
+mod multi;
+mod pages;
 mod params;
+mod spec;
+mod sqlite;
 
 pub use cdc::{ChunkStream, Chunker, SliceChunks};
+pub use cut::{CutPoints, CutStream, SliceCuts};
+pub use cutter::Cutter;
 pub use error::Error;
-pub use estimate::{DedupEstimate, DedupEstimator, SizeBucket, estimate_dedup};
+pub use estimate::{DedupEstimate, DedupEstimator, DedupTally, SizeBucket, estimate_dedup};
+pub use fixed::{FIXED_MIN_SIZE, FixedChunker, MAX_CHUNK_SIZE};
 pub use hasher::IdHasher;
 pub use id::{ChunkId, find_by_prefix};
+pub use multi::MultiStream;
+pub use pages::{
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_PAGES, MIN_PAGE_SIZE, PageChunker, PageParams, page_hash,
+};
 pub use params::{ALGORITHM, ChunkerParams, FASTCDC_VERSION};
+pub use spec::{ChunkingSpec, PageSize};
+pub use sqlite::{SQLITE_HEADER_LEN, sqlite_page_size};

@@ -149,6 +149,9 @@ pub enum Command {
     /// Run the scheduled jobs of the config when due, in the foreground, until SIGTERM or
     /// SIGINT.
     Service,
+    /// Measure how files (or versions of a tree) deduplicate and compress under chunker
+    /// settings, without a repository.
+    Analyze(crate::commands::analyze::AnalyzeArgs),
 }
 
 /// `unlock`.
@@ -166,6 +169,11 @@ pub struct InitArgs {
     /// Store everything unencrypted (no password; chunk ids reveal content hashes).
     #[arg(long)]
     pub no_encryption: bool,
+    /// How to cut data into chunks: fastcdc:MIN,AVG,MAX (sizes with an optional K or M
+    /// suffix, powers of two), such as fastcdc:256K,1M,4M, the default. Fixed for the life of
+    /// the repository: measure first with `respaldo analyze`.
+    #[arg(long, value_name = "SPEC", value_parser = parse_repository_chunker)]
+    pub chunker: Option<respaldo::ChunkerParams>,
     /// Test only: derive the key with the cheapest Argon2id parameters, so that a password
     /// protects nothing. Never use it for real data.
     #[arg(
@@ -175,6 +183,23 @@ pub struct InitArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub insecure_kdf: bool,
+}
+
+/// Parses `init --chunker`: a chunker spec of the FastCDC kind, the only one a repository
+/// stores.
+fn parse_repository_chunker(text: &str) -> Result<respaldo::ChunkerParams, String> {
+    let spec = text
+        .parse::<respaldo::ChunkingSpec>()
+        .map_err(|e| e.to_string())?;
+    spec.fastcdc_params().ok_or_else(|| {
+        format!(
+            "a repository chunks with FastCDC only, so `{spec}` ({} chunking) cannot be \
+             used: give fastcdc:MIN,AVG,MAX such as fastcdc:256K,1M,4M (`respaldo analyze` \
+             measures {} chunking for comparison)",
+            spec.kind(),
+            spec.kind()
+        )
+    })
 }
 
 /// `backup`.

@@ -11,6 +11,7 @@ use crate::args::{Args, Command, Global};
 use crate::output::Ui;
 use crate::password::{self, MissingPassword};
 
+pub mod analyze;
 mod backup;
 pub mod check;
 mod diff;
@@ -56,6 +57,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Run(a) => jobs::run(global, &ui, a),
         Command::Jobs => jobs::list(global, &ui),
         Command::Service => service::run(global, &ui),
+        Command::Analyze(a) => analyze::run(global, &ui, a),
     }
 }
 

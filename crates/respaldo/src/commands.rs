@@ -1,5 +1,6 @@
 //! One module per command, each reached through a method on [`crate::Repository`].
 
+pub(crate) mod analyze;
 pub(crate) mod backup;
 pub(crate) mod check;
 pub(crate) mod diff;

@@ -29,6 +29,10 @@ pub use config::{
 pub use events::{Event, EventKind, EventSink, FnSink, Operation, Phase, UnknownEvent};
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HOOK_EVENT_VAR, HookCommand, HookSink, HookWarning};
 
+pub use commands::analyze::{
+    Added, AnalyzeOptions, AnalyzeOutcome, INDEX_BYTES_PER_CHUNK, INDEX_FILE_BYTES_PER_CHUNK,
+    REDB_BYTES_PER_CHUNK, SpecReport, VersionReport, analyze,
+};
 pub use commands::backup::{BackupOptions, BackupOutcome};
 pub use commands::check::{
     AffectedFile, CheckOptions, CheckOutcome, DataSubset, MAX_AFFECTED, Problem, ReadData,
@@ -57,7 +61,7 @@ pub use service::{
 };
 
 pub use chunk_store::{ChunkId, KdfParams, LockInfo};
-pub use chunker::ChunkerParams;
+pub use chunker::{ChunkerParams, ChunkingSpec, DedupEstimate, PageSize, SizeBucket};
 pub use snapshot_index::{
     Catalog, Change, ChangeKind, Decision, GroupBy, GroupKey, KeepReason, Node, NodeKind,
     ParseGroupByError, Period, RetentionPolicy, Snapshot, SnapshotEntry, SnapshotFilter, Summary,

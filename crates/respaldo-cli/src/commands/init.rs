@@ -1,10 +1,11 @@
-//! `init`: create a repository (encrypted unless `--no-encryption`).
+//! `init`: create a repository (encrypted unless `--no-encryption`), chunked with FastCDC at the
+//! default sizes or those of `--chunker fastcdc:MIN,AVG,MAX`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use respaldo::{InitOptions, KdfParams, Repository};
+use respaldo::{ChunkerParams, ChunkingSpec, InitOptions, KdfParams, Repository};
 use serde_json::json;
 
 use crate::args::{Global, InitArgs};
@@ -27,12 +28,22 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
         } else {
             KdfParams::default()
         },
+        chunker: args.chunker.unwrap_or_default(),
         ..InitOptions::default()
     };
     let repo = Repository::init(location, &options, &cache)?;
     let config = repo.store().config();
     let id = config.repository_id_hex();
     let encrypted = config.is_encrypted();
+    // As stored in the config; the seed (derived from the key when encrypted) is not shown.
+    let chunking = &config.chunker;
+    let spec = ChunkingSpec::FastCdc(ChunkerParams {
+        min_size: chunking.min_size,
+        avg_size: chunking.avg_size,
+        max_size: chunking.max_size,
+        normalization: chunking.normalization,
+        seed: 0,
+    });
 
     let mut out = output::stdout();
     if ui.json {
@@ -43,6 +54,13 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
                 "id": id,
                 "repository": repo.location(),
                 "encrypted": encrypted,
+                "chunker": {
+                    "spec": spec.to_string(),
+                    "min_size": chunking.min_size,
+                    "avg_size": chunking.avg_size,
+                    "max_size": chunking.max_size,
+                    "normalization": chunking.normalization,
+                },
             }),
         )?;
     } else if !ui.quiet {
@@ -52,6 +70,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
             output::short_id(&id),
             repo.location()
         )?;
+        writeln!(out, "chunking: {spec}")?;
         if encrypted {
             writeln!(
                 out,
