@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chunk_store::{BlobChecker, BlobKind, ChunkId, ChunkStore};
+use chunker::FixedChunker;
 use crossbeam_channel::{Receiver, Sender};
 use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 
@@ -306,6 +307,35 @@ fn backup_file(
     Ok(Some(node))
 }
 
+/// How a file is cut into chunks, from its first bytes: a SQLite database one chunk per page
+/// (its own page size, from its header), anything else with the repository's FastCDC chunker.
+///
+/// SQLite changes a database in place, a page at a time, and never shifts pages: with one
+/// chunk per page, a new version stores only its changed pages, where FastCDC's larger chunks
+/// each hold some changed page and are stored again (`docs/benchmarks.md`, "Chunking SQLite
+/// databases"). The choice depends only on the content, so every writer cuts the same database
+/// the same way and versions deduplicate against each other.
+fn database_pages(header: &[u8]) -> Option<FixedChunker> {
+    chunker::sqlite_page_size(header).and_then(|size| FixedChunker::new(size).ok())
+}
+
+/// The next chunk of a stream, whichever chunker cuts it.
+trait NextChunk {
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>>;
+}
+
+impl<R: Read> NextChunk for chunker::ChunkStream<'_, R> {
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        chunker::ChunkStream::next_chunk(self)
+    }
+}
+
+impl<R: Read> NextChunk for chunker::CutStream<'_, FixedChunker, R> {
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        chunker::CutStream::next_chunk(self)
+    }
+}
+
 /// Reads, chunks and stores a file's content; returns the bytes read. The outer error is fatal
 /// (the repository failed), the inner one a read error of this file.
 fn read_content(
@@ -322,17 +352,59 @@ fn read_content(
             return Ok(Err(e));
         }
         if buffer.len() as u64 <= SMALL_FILE {
-            for chunk in ctx.store.chunker().chunk_slice(buffer) {
-                ctx.store_chunk(chunk, content)?;
+            match database_pages(buffer) {
+                Some(pages) => {
+                    for chunk in pages.chunk_slice(buffer) {
+                        ctx.store_chunk(chunk, content)?;
+                    }
+                }
+                None => {
+                    for chunk in ctx.store.chunker().chunk_slice(buffer) {
+                        ctx.store_chunk(chunk, content)?;
+                    }
+                }
             }
             return Ok(Ok(buffer.len() as u64));
         }
-        // It grew past the limit while being opened: stream it from the start instead.
-        if let Err(e) = file.seek(SeekFrom::Start(0)) {
-            return Ok(Err(e));
+    }
+    // Streamed: its first bytes say how to cut it, then it is read from the start.
+    let mut header = [0u8; chunker::SQLITE_HEADER_LEN];
+    let peeked = match file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| peek(file, &mut header))
+    {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(e) = file.seek(SeekFrom::Start(0)) {
+        return Ok(Err(e));
+    }
+    match database_pages(&header[..peeked]) {
+        Some(pages) => store_stream(ctx, pages.stream(file), content),
+        None => store_stream(ctx, ctx.store.chunker().stream(file), content),
+    }
+}
+
+/// Fills `header` as far as the file goes; returns how many bytes were read.
+fn peek(file: &mut File, header: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    let mut stream = ctx.store.chunker().stream(file);
+    Ok(filled)
+}
+
+/// Stores every chunk of `stream`; returns the bytes read (see [`read_content`]).
+fn store_stream(
+    ctx: &Context<'_>,
+    mut stream: impl NextChunk,
+    content: &mut Vec<chunk_store::ChunkId>,
+) -> Result<std::io::Result<u64>> {
     let mut read = 0u64;
     loop {
         match stream.next_chunk() {
