@@ -378,7 +378,8 @@ fn a_second_run_of_a_running_job_fails_with_exit_11_and_the_first_goes_on() {
     let src = source(&env);
     let started = env.path("started");
     let release = env.path("release");
-    // The first run's started hook holds it (and its job lock) until `release` exists.
+    // The first run's started hook holds it (and its job lock) until `release` exists (at most
+    // a minute, within the hook's timeout).
     let hold = serde_json::to_string(&format!(
         "touch '{}'; i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
         started.display(),
@@ -389,7 +390,8 @@ fn a_second_run_of_a_running_job_fails_with_exit_11_and_the_first_goes_on() {
         r#"{{"jobs": {{"nightly": {{
             "repository": {repo},
             "sources": [{src}],
-            "hooks": {{"EVT_BACKUP_STARTED": [{hold}]}}
+            "hooks": {{"EVT_BACKUP_STARTED": [{hold}]}},
+            "hook_timeout": "5m"
         }}}}}}"#,
         repo = serde_json::to_string(&env.repo.display().to_string()).unwrap(),
         src = serde_json::to_string(&src.display().to_string()).unwrap(),

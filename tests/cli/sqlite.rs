@@ -217,7 +217,9 @@ fn a_backup_removes_the_copies_a_killed_backup_left() {
     let abandoned = tmp.join(format!("sqlite-{gone_pid}-{host}-abc123"));
     let running = tmp.join(format!("sqlite-{}-{host}-def456", std::process::id()));
     let other_host = tmp.join(format!("sqlite-{gone_pid}-{host}x-ghi789"));
-    for folder in [&abandoned, &running, &other_host] {
+    // A host whose name starts with this one's and a `-`.
+    let longer_host = tmp.join(format!("sqlite-{gone_pid}-{host}-2-jkl012"));
+    for folder in [&abandoned, &running, &other_host, &longer_host] {
         std::fs::create_dir_all(folder).unwrap();
         std::fs::write(folder.join("0.db"), b"copy").unwrap();
     }
@@ -230,6 +232,37 @@ fn a_backup_removes_the_copies_a_killed_backup_left() {
     );
     assert!(running.exists(), "a running process's copy is kept");
     assert!(other_host.exists(), "another host's copy is kept");
+    assert!(longer_host.exists(), "another host's copy is kept");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-    assert_eq!(left.len(), 2, "this backup removed its own copy: {left:?}");
+    assert_eq!(left.len(), 3, "this backup removed its own copy: {left:?}");
+}
+
+#[test]
+fn restoring_the_log_database_from_a_snapshot_without_the_log_table_keeps_the_row() {
+    let env = Env::unencrypted();
+    let db = env.path("app.db");
+    create_database(&db, 10);
+    // Backed up while the log lived elsewhere: the snapshot's copy has no BackupLog table.
+    env.ok(["backup".as_ref(), "--sqlite".as_ref(), db.as_os_str()]);
+    let target = env.path("target");
+    let restore = |log_db: &Path| {
+        env.run([
+            "restore".as_ref(),
+            "latest".as_ref(),
+            "--target".as_ref(),
+            target.as_os_str(),
+            "--log-db".as_ref(),
+            log_db.as_os_str(),
+        ])
+    };
+    let dest = restored(&target, &db);
+    let out = restore(&env.path("log.db"));
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // The log in the restored database, which the next restore replaces with the table-less
+    // copy again: the finished row still lands there.
+    let out = restore(&dest);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", describe(&out));
+    assert_eq!(check_database(&dest), ("ok".to_string(), 55));
+    assert_eq!(log_statuses(&dest, "restore"), ["success"]);
 }

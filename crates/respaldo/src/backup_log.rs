@@ -211,9 +211,7 @@ impl BackupLog {
                     .to_string(),
             });
         }
-        conn.execute(BACKUP_LOG_SCHEMA, [])
-            .map_err(sql_error(path, "cannot create the BackupLog table"))?;
-        check_columns(&conn, path)?;
+        prepare_table(&conn, path)?;
         // Creating the table writes nothing when it exists: prove that a row can be written
         // (a journal or WAL file can be created in the folder, the file is writable), then
         // take it back.
@@ -282,6 +280,9 @@ impl BackupLog {
         let mut state = self.state();
         let state = &mut *state;
         let conn = connect(&self.path, Access::Write)?;
+        // The database may have been replaced since (by a restore of it) with one that has no
+        // table yet.
+        prepare_table(&conn, &self.path)?;
         let fail = sql_error(&self.path, "cannot record an event");
         let phase = event.event.phase();
         if phase == Phase::Started {
@@ -467,6 +468,13 @@ fn started_at(event: &Event) -> String {
             .unwrap_or_else(|_| event.time.clone()),
         _ => event.time.clone(),
     }
+}
+
+/// Creates the `BackupLog` table when it is missing, and refuses one that is not ours.
+fn prepare_table(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute(BACKUP_LOG_SCHEMA, [])
+        .map_err(sql_error(path, "cannot create the BackupLog table"))?;
+    check_columns(conn, path)
 }
 
 /// Refuses a `BackupLog` table (an application's own?) that lacks our columns.

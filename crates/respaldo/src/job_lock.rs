@@ -1,11 +1,13 @@
-//! One run of a job at a time on this machine: a job takes an advisory lock on a file of its
-//! own before it starts, so that a second run of the same job (a second service, or cron
-//! beside the service) fails at once with a clear error instead of racing the first one into
-//! the repository locks of forget and prune.
+//! One run of a job at a time: a job takes an advisory lock on a file of its own before it
+//! starts, so that a second run of the same job (a second service, or cron beside the service)
+//! fails at once with a clear error instead of racing the first one into the repository locks
+//! of forget and prune.
 //!
 //! The lock is the operating system's (`flock`) on `JOBS_FOLDER/job-NAME-HASH.lock` under the
-//! cache folder, where the hash covers the repository and the job's name: jobs of the same
-//! name on different repositories do not exclude each other. The kernel releases the lock when
+//! job's cache folder, where the hash covers the repository (canonical path) and the job's
+//! name: jobs of the same name on different repositories do not exclude each other, and runs
+//! exclude each other when they use the same cache folder (the same user and environment, or
+//! the job's own `cache_dir`). The kernel releases the lock when
 //! the process exits, however it exits, so a killed run leaves no stale lock. The file itself
 //! is never removed (removing a lock file another process has open would let two processes
 //! lock two different files); it holds the holder's pid, host and start time, for the message
@@ -49,11 +51,14 @@ impl JobLock {
             .truncate(false)
             .open(&path)
             .map_err(Error::io("open the job lock", &path))?;
-        let deadline = Instant::now() + wait;
+        // No deadline when `wait` is too long to add to now: wait for as long as it takes.
+        let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(TryLockError::WouldBlock)
+                    if deadline.is_none_or(|deadline| Instant::now() < deadline) =>
+                {
                     std::thread::sleep(RETRY_EVERY);
                 }
                 Err(TryLockError::WouldBlock) => {
@@ -87,7 +92,9 @@ impl JobLock {
 /// `job-NAME-HASH.lock`: the name (its safe characters) for people, the hash of the repository
 /// and the full name for uniqueness.
 fn file_name(job: &Job) -> String {
-    let mut key = job.repository.as_os_str().as_bytes().to_vec();
+    // The same repository however the config spells it (a symbolic link, `..`).
+    let repository = std::fs::canonicalize(&job.repository).unwrap_or(job.repository.clone());
+    let mut key = repository.as_os_str().as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(job.name.as_bytes());
     let hash = chunker::IdHasher::Plain.hash(&key);

@@ -58,7 +58,8 @@ pub struct JobOptions {
     pub on_warning: Option<WarningFn>,
     /// The backup log when the config names none for the job.
     pub log: LogTarget,
-    /// How long to wait for a conflicting repository lock (default: not at all).
+    /// How long to wait for another run of the same job to end, then (again) for a conflicting
+    /// repository lock (default: not at all).
     pub lock_wait: Duration,
     /// When set, the steps after the backup (forget, prune) are skipped once a stop is asked
     /// for; the backup itself always runs to its end.
@@ -230,6 +231,10 @@ impl JobOutcome {
 
 /// Runs the job `name` of `config` now: backup, then forget with its retention (if any),
 /// then prune (if set); see the module documentation.
+///
+/// Only one run of a job at a time takes place per cache folder: while another holds the
+/// job's lock (after [`JobOptions::lock_wait`]), the run fails at its open step with
+/// [`Error::JobRunning`] (see `job_lock.rs`).
 ///
 /// Errors: only when `config` has no job `name` ([`Error::Config`]). Whatever fails while
 /// the job runs is in [`JobOutcome::error`] (with its `EVT_*_FAILED` event emitted).

@@ -182,17 +182,18 @@ fn a_reload_schedules_new_jobs_and_stops_removed_ones() {
     let setup = Setup::new();
     setup.write(&[
         ("first", setup.job(EVERY_SECOND)),
-        ("kept", setup.job(r#", "schedule": "0 1 * * *""#)),
+        ("kept", setup.job(r#", "schedule": "0 1 29 2 *""#)),
     ]);
     let (control, service) = setup.start();
     setup.wait_for("run of the first job", |seen| {
         position(seen, 0, finished("first")).is_some()
     });
 
-    // "first" goes, "second" comes, "kept" gets another schedule.
+    // "first" goes, "second" comes, "kept" gets another schedule (both only come due on
+    // February 29th, never while the test runs).
     setup.write(&[
         ("second", setup.job(EVERY_SECOND)),
-        ("kept", setup.job(r#", "schedule": "0 2 * * *""#)),
+        ("kept", setup.job(r#", "schedule": "0 2 29 2 *""#)),
     ]);
     control.reload();
     let seen = setup.wait_for("run of the second job after the reload", |seen| {

@@ -616,3 +616,49 @@ fn a_large_live_database_is_cut_one_chunk_per_page() {
     // About 10 MiB: streamed.
     backed_up_per_page(FILLER_ROWS, true);
 }
+
+#[test]
+fn a_database_from_standard_input_is_cut_as_the_same_file_is() {
+    let f = Fixture::new();
+    let db = f.path("bank.db");
+    create_bank(&db, "delete", 500);
+    let from_file = f.backup(&[&db], &[]);
+    let file_chunks = f.node(&from_file, &db).unwrap().content;
+    let bytes = std::fs::read(&db).unwrap();
+    let from_stdin = f
+        .repo
+        .backup_stdin(
+            &BackupOptions::default(),
+            "bank.db",
+            &mut bytes.as_slice(),
+            &NoProgress,
+        )
+        .unwrap();
+    let stdin_chunks = f.node(&from_stdin, Path::new("/bank.db")).unwrap().content;
+    assert_eq!(stdin_chunks, file_chunks);
+    // Every chunk was known: only the new tree was stored.
+    let added = from_stdin.snapshot.summary.bytes_added;
+    assert!(added < 4096, "added {added} bytes");
+}
+
+#[test]
+fn a_database_with_small_pages_is_cut_into_chunks_of_several_pages() {
+    let f = Fixture::new();
+    let db = f.path("small-pages.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 512; CREATE TABLE t (x BLOB); \
+         INSERT INTO t VALUES (zeroblob(100000));",
+    )
+    .unwrap();
+    drop(conn);
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert_eq!(
+        &std::fs::read(&db).unwrap()[16..18],
+        &[2, 0],
+        "512-byte pages"
+    );
+    let outcome = f.backup(&[&db], &[]);
+    let chunks = f.node(&outcome, &db).unwrap().content.len() as u64;
+    assert_eq!(chunks, size.div_ceil(4096), "chunks of 4 KiB: 8 pages each");
+}

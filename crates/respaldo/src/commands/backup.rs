@@ -217,15 +217,8 @@ impl Repository {
         let excludes = Excludes::new(&[], &[], &[])?;
         let ctx = Context::new(self.store(), excludes, false, progress);
         let mut content = Vec::new();
-        let mut stream = self.store().chunker().stream(reader);
-        let mut read = 0u64;
-        while let Some(chunk) = stream
-            .next_chunk()
-            .map_err(Error::io("read standard input for", format!("/{filename}")))?
-        {
-            ctx.store_chunk(chunk, &mut content)?;
-            read += chunk.len() as u64;
-        }
+        let read = pipeline::store_reader(&ctx, reader, &mut content)?
+            .map_err(Error::io("read standard input for", format!("/{filename}")))?;
         let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
         node.mode = 0o644;
         node.size = read;

@@ -307,16 +307,22 @@ fn backup_file(
     Ok(Some(node))
 }
 
+/// The smallest chunk of a SQLite database: databases with smaller pages (512 B to 2 KiB) are
+/// cut every few pages, so that the index does not cost more than a chunk is worth.
+const MIN_DATABASE_CHUNK: u32 = 4096;
+
 /// How a file is cut into chunks, from its first bytes: a SQLite database one chunk per page
-/// (its own page size, from its header), anything else with the repository's FastCDC chunker.
+/// (its own page size, from its header; at least [`MIN_DATABASE_CHUNK`]), anything else with
+/// the repository's FastCDC chunker.
 ///
 /// SQLite changes a database in place, a page at a time, and never shifts pages: with one
 /// chunk per page, a new version stores only its changed pages, where FastCDC's larger chunks
 /// each hold some changed page and are stored again (`docs/benchmarks.md`, "Chunking SQLite
 /// databases"). The choice depends only on the content, so every writer cuts the same database
-/// the same way and versions deduplicate against each other.
+/// the same way (from a file or from standard input) and versions deduplicate.
 fn database_pages(header: &[u8]) -> Option<FixedChunker> {
-    chunker::sqlite_page_size(header).and_then(|size| FixedChunker::new(size).ok())
+    chunker::sqlite_page_size(header)
+        .and_then(|size| FixedChunker::new(size.max(MIN_DATABASE_CHUNK)).ok())
 }
 
 /// The next chunk of a stream, whichever chunker cuts it.
@@ -366,30 +372,40 @@ fn read_content(
             }
             return Ok(Ok(buffer.len() as u64));
         }
+        // It grew past the limit while being opened: stream it from the start instead.
+        if let Err(e) = file.seek(SeekFrom::Start(0)) {
+            return Ok(Err(e));
+        }
     }
-    // Streamed: its first bytes say how to cut it, then it is read from the start.
+    store_reader(ctx, file, content)
+}
+
+/// Cuts and stores everything `reader` yields, with the cutter its first bytes call for (see
+/// [`database_pages`]); returns the bytes read. The outer error is fatal (the repository
+/// failed), the inner one a read error of the reader.
+pub(crate) fn store_reader(
+    ctx: &Context<'_>,
+    mut reader: impl Read,
+    content: &mut Vec<chunk_store::ChunkId>,
+) -> Result<std::io::Result<u64>> {
     let mut header = [0u8; chunker::SQLITE_HEADER_LEN];
-    let peeked = match file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| peek(file, &mut header))
-    {
+    let peeked = match peek(&mut reader, &mut header) {
         Ok(n) => n,
         Err(e) => return Ok(Err(e)),
     };
-    if let Err(e) = file.seek(SeekFrom::Start(0)) {
-        return Ok(Err(e));
-    }
+    // The peeked bytes go first: the reader need not seek (standard input cannot).
+    let reader = std::io::Cursor::new(&header[..peeked]).chain(reader);
     match database_pages(&header[..peeked]) {
-        Some(pages) => store_stream(ctx, pages.stream(file), content),
-        None => store_stream(ctx, ctx.store.chunker().stream(file), content),
+        Some(pages) => store_stream(ctx, pages.stream(reader), content),
+        None => store_stream(ctx, ctx.store.chunker().stream(reader), content),
     }
 }
 
-/// Fills `header` as far as the file goes; returns how many bytes were read.
-fn peek(file: &mut File, header: &mut [u8]) -> std::io::Result<usize> {
+/// Fills `header` as far as the reader goes; returns how many bytes were read.
+fn peek(reader: &mut impl Read, header: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < header.len() {
-        match file.read(&mut header[filled..]) {
+        match reader.read(&mut header[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

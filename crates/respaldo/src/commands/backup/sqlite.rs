@@ -3,7 +3,9 @@
 //!
 //! Before the walk starts, every database named in [`BackupOptions::sqlite`] is copied into a
 //! private temporary folder (under the repository's cache folder, else the system's temporary
-//! folder; removed when the backup ends, or by a later backup when its process was killed). The walker then treats the database's path
+//! folder), removed when the backup ends. A backup killed with SIGKILL cannot remove its own:
+//! the next backup with the same cache folder removes the folders under it whose process, on
+//! this host, is gone (those in the system's temporary folder are left to the system). The walker then treats the database's path
 //! as usual (its node keeps the live file's mode, owner and times) but the workers read the
 //! copy, the node is flagged [`FLAG_SQLITE`], and the database's `-wal`, `-shm` and `-journal`
 //! files are left out: the copy already holds every committed transaction, and those files
@@ -200,13 +202,17 @@ fn remove_abandoned(root: &Path) {
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("sqlite-")) else {
             continue;
         };
+        // `PID-HOST-RANDOM`: the random part has no `-`, a host name may.
         let Some((pid, rest)) = rest.split_once('-') else {
             continue;
         };
-        let (Ok(pid), Some(rest)) = (pid.parse::<u32>(), rest.strip_prefix(host.as_str())) else {
+        let Some((owner, _random)) = rest.rsplit_once('-') else {
             continue;
         };
-        if rest.starts_with('-') && !crate::lock::process_alive(pid) {
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if owner == host && !crate::lock::process_alive(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
