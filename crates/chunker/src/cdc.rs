@@ -3,15 +3,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read};
-use std::iter::FusedIterator;
 
 use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks};
 
+use crate::cut::{CutStream, SliceCuts};
 use crate::error::Error;
 use crate::params::ChunkerParams;
-
-/// Smallest read buffer [`Chunker::stream`] uses.
-const MIN_STREAM_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Reusable content-defined chunker (FastCDC 2020, fastcdc `=5.0.0`).
 ///
@@ -92,10 +89,7 @@ impl Chunker {
     /// order, that concatenate to `data`. Allocates nothing.
     #[must_use]
     pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceChunks<'a> {
-        SliceChunks {
-            chunker: self,
-            rest: data,
-        }
+        SliceCuts::new(self, data)
     }
 
     /// Chunks anything that implements [`Read`], streaming.
@@ -106,8 +100,7 @@ impl Chunker {
     /// chunk. Memory use is that buffer, whatever the input size.
     #[must_use]
     pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
-        let capacity = (4 * self.max_size).max(MIN_STREAM_BUFFER);
-        self.stream_with_capacity(reader, capacity)
+        CutStream::new(self, reader, None)
     }
 
     /// Like [`Chunker::stream`], with a buffer of `capacity` bytes, raised to
@@ -115,16 +108,7 @@ impl Chunker {
     /// smaller buffer saves memory at the cost of more, smaller reads.
     #[must_use]
     pub fn stream_with_capacity<R: Read>(&self, reader: R, capacity: usize) -> ChunkStream<'_, R> {
-        let capacity = capacity.max(2 * self.max_size);
-        ChunkStream {
-            chunker: self,
-            reader,
-            buf: vec![0; capacity].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            eof: false,
-            bytes_read: 0,
-        }
+        CutStream::new(self, reader, Some(capacity))
     }
 
     /// Chunks `reader`, calling `f` with each chunk in order, and returns
@@ -155,134 +139,14 @@ impl fmt::Debug for Chunker {
     }
 }
 
-/// Iterator over the chunks of an in-memory slice, from
-/// [`Chunker::chunk_slice`]. Yields non-empty sub-slices of the input.
-#[derive(Clone)]
-pub struct SliceChunks<'a> {
-    chunker: &'a Chunker,
-    rest: &'a [u8],
-}
+/// Iterator over the chunks of an in-memory slice, from [`Chunker::chunk_slice`]: the
+/// [`SliceCuts`] every chunker kind shares. Yields non-empty sub-slices of the input.
+pub type SliceChunks<'a> = SliceCuts<'a, Chunker>;
 
-impl fmt::Debug for SliceChunks<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SliceChunks")
-            .field("chunker", self.chunker)
-            .field("remaining", &self.rest.len())
-            .finish()
-    }
-}
-
-impl<'a> SliceChunks<'a> {
-    /// The part of the input not yet yielded.
-    #[must_use]
-    pub fn remainder(&self) -> &'a [u8] {
-        self.rest
-    }
-}
-
-impl<'a> Iterator for SliceChunks<'a> {
-    type Item = &'a [u8];
-
-    #[inline]
-    fn next(&mut self) -> Option<&'a [u8]> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let len = self.chunker.cut(self.rest);
-        let (chunk, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Some(chunk)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let len = self.rest.len();
-        let lower = len.div_ceil(self.chunker.max_size);
-        let upper = len.div_ceil(self.chunker.min_size);
-        (lower, Some(upper))
-    }
-}
-
-impl FusedIterator for SliceChunks<'_> {}
-
-/// Streaming chunker over a [`Read`], from [`Chunker::stream`].
-///
-/// A lending iterator: call [`ChunkStream::next_chunk`] until it returns
-/// `Ok(None)`. Each chunk borrows the internal buffer until the next call.
-pub struct ChunkStream<'c, R> {
-    chunker: &'c Chunker,
-    reader: R,
-    buf: Box<[u8]>,
-    /// Start of the unconsumed data in `buf`.
-    start: usize,
-    /// End of the valid data in `buf`.
-    end: usize,
-    eof: bool,
-    bytes_read: u64,
-}
-
-impl<R> fmt::Debug for ChunkStream<'_, R> {
-    /// Position and buffer state, not the buffered bytes.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChunkStream")
-            .field("chunker", self.chunker)
-            .field("capacity", &self.buf.len())
-            .field("buffered", &(self.end - self.start))
-            .field("eof", &self.eof)
-            .field("bytes_read", &self.bytes_read)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Read> ChunkStream<'_, R> {
-    /// The next chunk, or `Ok(None)` at the end of the input.
-    ///
-    /// # Errors
-    /// Any error from the reader other than [`io::ErrorKind::Interrupted`]
-    /// (which is retried). Data read before the error is kept, so calling
-    /// again after a transient error resumes where it stopped.
-    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
-        let max = self.chunker.max_size;
-        // fastcdc's cut depends on the remaining length when it is below
-        // `max_size`: only cut once a full window is buffered, or at EOF.
-        while self.end - self.start < max && !self.eof {
-            if self.buf.len() - self.start < max {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            match self.reader.read(&mut self.buf[self.end..]) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
-                    self.end += n;
-                    self.bytes_read += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let data = &self.buf[self.start..self.end];
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let len = self.chunker.cut(data);
-        let chunk_start = self.start;
-        self.start += len;
-        Ok(Some(&self.buf[chunk_start..self.start]))
-    }
-
-    /// Total bytes read from the reader so far. After `next_chunk` returned
-    /// `Ok(None)` this is the input length.
-    #[must_use]
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
-    }
-
-    /// Gives the reader back (any buffered, unyielded data is dropped).
-    #[must_use]
-    pub fn into_inner(self) -> R {
-        self.reader
-    }
-}
+/// Streaming chunker over a [`Read`], from [`Chunker::stream`]: the [`CutStream`] every
+/// chunker kind shares. A lending iterator: call `next_chunk` until it returns `Ok(None)`;
+/// each chunk borrows the internal buffer until the next call.
+pub type ChunkStream<'c, R> = CutStream<'c, Chunker, R>;
 
 #[cfg(test)]
 mod tests {

@@ -102,4 +102,4 @@ pub use pages::{
 };
 pub use params::{ALGORITHM, ChunkerParams, FASTCDC_VERSION};
 pub use spec::{ChunkingSpec, PageSize};
-pub use sqlite::{SQLITE_HEADER_LEN, sqlite_page_size};
+pub use sqlite::{SQLITE_HEADER_LEN, read_header, sqlite_page_size};

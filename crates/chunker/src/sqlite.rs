@@ -28,6 +28,25 @@ pub fn sqlite_page_size(header: &[u8]) -> Option<u32> {
     (size.is_power_of_two() && (512..=65536).contains(&size)).then_some(size)
 }
 
+/// Reads the first [`SQLITE_HEADER_LEN`] bytes of `reader` into `header`, or as many as it
+/// has; returns how many. Put them back in front of the rest (`header[..n].chain(reader)`) to
+/// read the whole input.
+pub fn read_header(
+    reader: &mut impl std::io::Read,
+    header: &mut [u8; SQLITE_HEADER_LEN],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < header.len() {
+        match reader.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

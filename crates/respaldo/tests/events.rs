@@ -534,11 +534,8 @@ fn a_row_that_cannot_be_written_is_a_warning_and_the_backup_succeeds() {
         .unwrap()
         .on_warning(move |w| seen.lock().unwrap().push(w.to_string()));
     repo.add_event_sink(Arc::new(log));
-    // Someone drops the table behind the log's back.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("DROP TABLE BackupLog")
-        .unwrap();
+    // Someone replaces the database behind the log's back with a file that is not one.
+    std::fs::write(&db, vec![b'x'; 4096]).unwrap();
 
     repo.backup(&backup_options(&[&src]), &NoProgress).unwrap();
     let warnings = warnings.lock().unwrap();

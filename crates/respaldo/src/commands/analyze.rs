@@ -360,7 +360,7 @@ impl<'a> Run<'a> {
             }
         };
         let mut header = [0u8; SQLITE_HEADER_LEN];
-        let header_len = match read_up_to(&mut file, &mut header) {
+        let header_len = match chunker::read_header(&mut file, &mut header) {
             Ok(n) => n,
             Err(e) => {
                 self.warn(path, format!("cannot read it: {e}"));
@@ -447,20 +447,6 @@ fn compressed_len(
         // The buffer holds the bound, so this does not happen; count the chunk raw if it does.
         Err(_) => raw,
     }
-}
-
-/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// A reader that adds the time spent in `read` to `spent` (nanoseconds), so that reading can

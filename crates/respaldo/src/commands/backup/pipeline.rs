@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chunk_store::{BlobChecker, BlobKind, ChunkId, ChunkStore};
-use chunker::FixedChunker;
+use chunker::{CutPoints, CutStream, FixedChunker};
 use crossbeam_channel::{Receiver, Sender};
 use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 
@@ -325,23 +325,6 @@ fn database_pages(header: &[u8]) -> Option<FixedChunker> {
         .and_then(|size| FixedChunker::new(size.max(MIN_DATABASE_CHUNK)).ok())
 }
 
-/// The next chunk of a stream, whichever chunker cuts it.
-trait NextChunk {
-    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>>;
-}
-
-impl<R: Read> NextChunk for chunker::ChunkStream<'_, R> {
-    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
-        chunker::ChunkStream::next_chunk(self)
-    }
-}
-
-impl<R: Read> NextChunk for chunker::CutStream<'_, FixedChunker, R> {
-    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
-        chunker::CutStream::next_chunk(self)
-    }
-}
-
 /// Reads, chunks and stores a file's content; returns the bytes read. The outer error is fatal
 /// (the repository failed), the inner one a read error of this file.
 fn read_content(
@@ -389,7 +372,7 @@ pub(crate) fn store_reader(
     content: &mut Vec<chunk_store::ChunkId>,
 ) -> Result<std::io::Result<u64>> {
     let mut header = [0u8; chunker::SQLITE_HEADER_LEN];
-    let peeked = match peek(&mut reader, &mut header) {
+    let peeked = match chunker::read_header(&mut reader, &mut header) {
         Ok(n) => n,
         Err(e) => return Ok(Err(e)),
     };
@@ -401,24 +384,10 @@ pub(crate) fn store_reader(
     }
 }
 
-/// Fills `header` as far as the reader goes; returns how many bytes were read.
-fn peek(reader: &mut impl Read, header: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < header.len() {
-        match reader.read(&mut header[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// Stores every chunk of `stream`; returns the bytes read (see [`read_content`]).
-fn store_stream(
+fn store_stream<C: CutPoints>(
     ctx: &Context<'_>,
-    mut stream: impl NextChunk,
+    mut stream: CutStream<'_, C, impl Read>,
     content: &mut Vec<chunk_store::ChunkId>,
 ) -> Result<std::io::Result<u64>> {
     let mut read = 0u64;
