@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chunk_store::{BlobKind, ChunkStore, MemoryBackend};
+use chunker::CutPoints;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
 
-use chunker::{Chunker, ChunkerParams};
+use chunker::{Chunker, ChunkerParams, CutPoints};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 fn chunking(c: &mut Criterion) {

@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use chunk_store::{BlobKind, Encoding, MemoryBackend};
+use chunker::CutPoints;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 

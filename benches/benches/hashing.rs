@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chunker::{Chunker, ChunkerParams, IdHasher};
+use chunker::{Chunker, ChunkerParams, CutPoints, IdHasher};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 

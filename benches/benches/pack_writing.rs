@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chunk_store::{Backend, BlobKind, ChunkId, ChunkStore, LocalBackend, MemoryBackend};
-use chunker::{Chunker, ChunkerParams};
+use chunker::{Chunker, ChunkerParams, CutPoints};
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chunk_store::{BlobKind, ChunkId, ChunkStore, Error, InitOptions, LocalBackend};
+use chunker::CutPoints;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);

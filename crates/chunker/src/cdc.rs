@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Read};
 
 use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks};
 
@@ -16,8 +15,8 @@ use crate::params::ChunkerParams;
 /// chunking then allocates nothing per chunk. Cheap to share: it is
 /// `Send + Sync + Clone`, and every method takes `&self`.
 ///
-/// Guarantee: for the same [`ChunkerParams`], [`Chunker::chunk_slice`],
-/// [`Chunker::stream`] and [`Chunker::chunk_reader`] all yield exactly the
+/// Guarantee: for the same [`ChunkerParams`], [`CutPoints::chunk_slice`](crate::CutPoints::chunk_slice),
+/// [`CutPoints::stream`](crate::CutPoints::stream) and [`CutPoints::chunk_reader`](crate::CutPoints::chunk_reader) all yield exactly the
 /// cut points of `fastcdc::v2020::FastCDC::with_level_and_seed` over the
 /// whole input held in memory, however the reader splits its reads. The
 /// chunks concatenate to the input; each is at most `max_size` bytes, and
@@ -84,50 +83,6 @@ impl Chunker {
         );
         len
     }
-
-    /// Chunks in-memory data: an iterator over sub-slices of `data`, in
-    /// order, that concatenate to `data`. Allocates nothing.
-    #[must_use]
-    pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceChunks<'a> {
-        SliceCuts::new(self, data)
-    }
-
-    /// Chunks anything that implements [`Read`], streaming.
-    ///
-    /// The returned [`ChunkStream`] lends each chunk from one internal buffer
-    /// of `max(4 × max_size, 8 MiB)` bytes, allocated once; the unconsumed
-    /// tail is moved to the front on refill, so there is no allocation per
-    /// chunk. Memory use is that buffer, whatever the input size.
-    #[must_use]
-    pub fn stream<R: Read>(&self, reader: R) -> ChunkStream<'_, R> {
-        CutStream::new(self, reader, None)
-    }
-
-    /// Like [`Chunker::stream`], with a buffer of `capacity` bytes, raised to
-    /// at least `2 × max_size`. Cut points do not depend on the capacity; a
-    /// smaller buffer saves memory at the cost of more, smaller reads.
-    #[must_use]
-    pub fn stream_with_capacity<R: Read>(&self, reader: R, capacity: usize) -> ChunkStream<'_, R> {
-        CutStream::new(self, reader, Some(capacity))
-    }
-
-    /// Chunks `reader`, calling `f` with each chunk in order, and returns
-    /// the total number of bytes read (the sum of the chunk lengths).
-    ///
-    /// # Errors
-    /// Stops at, and returns, the first error: from reading (converted with
-    /// `E::from`; [`io::ErrorKind::Interrupted`] is retried) or from `f`.
-    pub fn chunk_reader<R: Read, E: From<io::Error>>(
-        &self,
-        reader: R,
-        mut f: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        let mut stream = self.stream(reader);
-        while let Some(chunk) = stream.next_chunk()? {
-            f(chunk)?;
-        }
-        Ok(stream.bytes_read())
-    }
 }
 
 impl fmt::Debug for Chunker {
@@ -139,11 +94,11 @@ impl fmt::Debug for Chunker {
     }
 }
 
-/// Iterator over the chunks of an in-memory slice, from [`Chunker::chunk_slice`]: the
+/// Iterator over the chunks of an in-memory slice, from [`CutPoints::chunk_slice`](crate::CutPoints::chunk_slice): the
 /// [`SliceCuts`] every chunker kind shares. Yields non-empty sub-slices of the input.
 pub type SliceChunks<'a> = SliceCuts<'a, Chunker>;
 
-/// Streaming chunker over a [`Read`], from [`Chunker::stream`]: the [`CutStream`] every
+/// Streaming chunker over a reader, from [`CutPoints::stream`](crate::CutPoints::stream): the [`CutStream`] every
 /// chunker kind shares. A lending iterator: call `next_chunk` until it returns `Ok(None)`;
 /// each chunk borrows the internal buffer until the next call.
 pub type ChunkStream<'c, R> = CutStream<'c, Chunker, R>;
@@ -152,6 +107,8 @@ pub type ChunkStream<'c, R> = CutStream<'c, Chunker, R>;
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::cut::CutPoints;
+    use std::io::{self, Read};
 
     fn small() -> Chunker {
         Chunker::new(ChunkerParams::new(1024, 4096, 16384, 1, 0).unwrap()).unwrap()

@@ -37,6 +37,58 @@ pub trait CutPoints: sealed::Sealed {
     /// Smallest chunk this rule makes, except the last chunk of an input, which may be
     /// shorter.
     fn min_chunk_len(&self) -> usize;
+
+    /// Chunks in-memory data: non-empty sub-slices of `data`, in order, that concatenate to
+    /// it. Allocates nothing.
+    #[must_use]
+    fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceCuts<'a, Self>
+    where
+        Self: Sized,
+    {
+        SliceCuts::new(self, data)
+    }
+
+    /// Chunks a reader, streaming, with the default buffer (see [`CutStream`]): the same
+    /// chunks as [`CutPoints::chunk_slice`] over the whole input, however it is read.
+    #[must_use]
+    fn stream<R: Read>(&self, reader: R) -> CutStream<'_, Self, R>
+    where
+        Self: Sized,
+    {
+        CutStream::new(self, reader, None)
+    }
+
+    /// Like [`CutPoints::stream`], with a buffer of `capacity` bytes (raised to at least twice
+    /// the largest chunk). Cut points do not depend on it; a smaller buffer saves memory at
+    /// the cost of more, smaller reads.
+    #[must_use]
+    fn stream_with_capacity<R: Read>(&self, reader: R, capacity: usize) -> CutStream<'_, Self, R>
+    where
+        Self: Sized,
+    {
+        CutStream::new(self, reader, Some(capacity))
+    }
+
+    /// Chunks `reader`, calling `f` with each chunk in order, and returns the bytes read (the
+    /// sum of the chunk lengths).
+    ///
+    /// # Errors
+    /// Stops at, and returns, the first error: from reading (converted with `E::from`;
+    /// [`io::ErrorKind::Interrupted`] is retried) or from `f`.
+    fn chunk_reader<R: Read, E: From<io::Error>>(
+        &self,
+        reader: R,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<u64, E>
+    where
+        Self: Sized,
+    {
+        let mut stream = self.stream(reader);
+        while let Some(chunk) = stream.next_chunk()? {
+            f(chunk)?;
+        }
+        Ok(stream.bytes_read())
+    }
 }
 
 impl sealed::Sealed for Chunker {}
@@ -213,15 +265,4 @@ impl<'c, C: CutPoints, R: Read> CutStream<'c, C, R> {
     pub fn into_inner(self) -> R {
         self.reader
     }
-}
-
-/// Chunks `reader` with `stream`, calling `f` with each chunk; returns the bytes read.
-pub(crate) fn for_each_chunk<C: CutPoints, R: Read, E: From<io::Error>>(
-    mut stream: CutStream<'_, C, R>,
-    mut f: impl FnMut(&[u8]) -> Result<(), E>,
-) -> Result<u64, E> {
-    while let Some(chunk) = stream.next_chunk()? {
-        f(chunk)?;
-    }
-    Ok(stream.bytes_read())
 }

@@ -1,9 +1,7 @@
 //! [`Cutter`]: any chunker kind behind one type.
 
-use std::io::{self, Read};
-
 use crate::cdc::Chunker;
-use crate::cut::{self, CutPoints, CutStream, Sealed, SliceCuts};
+use crate::cut::{CutPoints, Sealed};
 use crate::fixed::FixedChunker;
 use crate::pages::PageChunker;
 
@@ -12,9 +10,8 @@ use crate::pages::PageChunker;
 /// [`ChunkingSpec`](crate::ChunkingSpec) with
 /// [`ChunkingSpec::cutter`](crate::ChunkingSpec::cutter), or wrap a chunker with `From`.
 ///
-/// Guarantee: exactly the chunks of the wrapped chunker, through the same API
-/// ([`Cutter::chunk_slice`], [`Cutter::stream`] with `next_chunk` and `bytes_read`,
-/// [`Cutter::chunk_reader`]); one `match` per chunk is all the wrapping costs.
+/// Guarantee: exactly the chunks of the wrapped chunker, through the same API (the methods of
+/// [`CutPoints`]); one `match` per chunk is all the wrapping costs.
 #[derive(Debug, Clone)]
 pub enum Cutter {
     /// Content-defined, FastCDC 2020 (the repository's chunker).
@@ -23,44 +20,6 @@ pub enum Cutter {
     Fixed(FixedChunker),
     /// Content-defined at page granularity.
     Pages(PageChunker),
-}
-
-impl Cutter {
-    /// Chunks in-memory data: sub-slices of `data`, in order. Allocates nothing.
-    #[must_use]
-    pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceCuts<'a, Self> {
-        SliceCuts::new(self, data)
-    }
-
-    /// Chunks a reader, streaming, with the default buffer (see [`CutStream`]).
-    #[must_use]
-    pub fn stream<R: Read>(&self, reader: R) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, None)
-    }
-
-    /// Like [`Cutter::stream`], with a buffer of `capacity` bytes (at least twice the largest
-    /// chunk). Cut points do not depend on it.
-    #[must_use]
-    pub fn stream_with_capacity<R: Read>(
-        &self,
-        reader: R,
-        capacity: usize,
-    ) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, Some(capacity))
-    }
-
-    /// Chunks `reader`, calling `f` with each chunk in order; returns the bytes read.
-    ///
-    /// # Errors
-    /// The first error from reading (converted with `E::from`; `Interrupted` is retried) or
-    /// from `f`.
-    pub fn chunk_reader<R: Read, E: From<io::Error>>(
-        &self,
-        reader: R,
-        f: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        cut::for_each_chunk(self.stream(reader), f)
-    }
 }
 
 impl Sealed for Cutter {}

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 
 use crate::cdc::Chunker;
+use crate::cut::CutPoints;
 use crate::cutter::Cutter;
 use crate::error::Error;
 use crate::hasher::IdHasher;

@@ -1,8 +1,6 @@
 //! The fixed-size chunker: a cut every `size` bytes.
 
-use std::io::{self, Read};
-
-use crate::cut::{self, CutPoints, CutStream, Sealed, SliceCuts};
+use crate::cut::{CutPoints, Sealed};
 use crate::error::Error;
 
 /// Smallest fixed chunk size accepted.
@@ -47,42 +45,6 @@ impl FixedChunker {
     #[must_use]
     pub fn size(&self) -> u32 {
         self.size
-    }
-
-    /// Chunks in-memory data: sub-slices of `data`, in order. Allocates nothing.
-    #[must_use]
-    pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceCuts<'a, Self> {
-        SliceCuts::new(self, data)
-    }
-
-    /// Chunks a reader, streaming, with the default buffer (see [`CutStream`]).
-    #[must_use]
-    pub fn stream<R: Read>(&self, reader: R) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, None)
-    }
-
-    /// Like [`FixedChunker::stream`], with a buffer of `capacity` bytes (at least
-    /// `2 × size`). Cut points do not depend on it.
-    #[must_use]
-    pub fn stream_with_capacity<R: Read>(
-        &self,
-        reader: R,
-        capacity: usize,
-    ) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, Some(capacity))
-    }
-
-    /// Chunks `reader`, calling `f` with each chunk in order; returns the bytes read.
-    ///
-    /// # Errors
-    /// The first error from reading (converted with `E::from`; `Interrupted` is retried) or
-    /// from `f`.
-    pub fn chunk_reader<R: Read, E: From<io::Error>>(
-        &self,
-        reader: R,
-        f: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        cut::for_each_chunk(self.stream(reader), f)
     }
 }
 

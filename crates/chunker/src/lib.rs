@@ -53,7 +53,7 @@
 //! # Example
 //!
 //! ```
-//! use chunker::{Chunker, ChunkerParams, IdHasher};
+//! use chunker::{Chunker, ChunkerParams, CutPoints, IdHasher};
 //!
 //! let params = ChunkerParams::new(4096, 16384, 65536, 1, 0)?;
 //! let chunker = Chunker::new(params)?;

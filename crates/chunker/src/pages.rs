@@ -13,9 +13,7 @@
 //! folded and finished with the murmur3 finaliser. It is not a cryptographic hash; it only
 //! has to spread page contents evenly, several times faster than BLAKE3.
 
-use std::io::{self, Read};
-
-use crate::cut::{self, CutPoints, CutStream, Sealed, SliceCuts};
+use crate::cut::{CutPoints, Sealed};
 use crate::error::Error;
 use crate::fixed::MAX_CHUNK_SIZE;
 
@@ -175,42 +173,6 @@ impl PageChunker {
     #[must_use]
     pub fn params(&self) -> &PageParams {
         &self.params
-    }
-
-    /// Chunks in-memory data: sub-slices of `data`, in order. Allocates nothing.
-    #[must_use]
-    pub fn chunk_slice<'a>(&'a self, data: &'a [u8]) -> SliceCuts<'a, Self> {
-        SliceCuts::new(self, data)
-    }
-
-    /// Chunks a reader, streaming, with the default buffer (see [`CutStream`]).
-    #[must_use]
-    pub fn stream<R: Read>(&self, reader: R) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, None)
-    }
-
-    /// Like [`PageChunker::stream`], with a buffer of `capacity` bytes (at least twice the
-    /// largest chunk). Cut points do not depend on it.
-    #[must_use]
-    pub fn stream_with_capacity<R: Read>(
-        &self,
-        reader: R,
-        capacity: usize,
-    ) -> CutStream<'_, Self, R> {
-        CutStream::new(self, reader, Some(capacity))
-    }
-
-    /// Chunks `reader`, calling `f` with each chunk in order; returns the bytes read.
-    ///
-    /// # Errors
-    /// The first error from reading (converted with `E::from`; `Interrupted` is retried) or
-    /// from `f`.
-    pub fn chunk_reader<R: Read, E: From<io::Error>>(
-        &self,
-        reader: R,
-        f: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        cut::for_each_chunk(self.stream(reader), f)
     }
 }
 

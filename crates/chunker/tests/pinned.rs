@@ -7,7 +7,7 @@
 
 mod common;
 
-use chunker::{Chunker, ChunkerParams, FASTCDC_VERSION};
+use chunker::{Chunker, ChunkerParams, CutPoints, FASTCDC_VERSION};
 use common::{ShortReader, fastcdc_lengths, lengths_digest, random_bytes};
 
 /// Chunk lengths, checked to be the same in memory, streamed (with short

@@ -4,7 +4,7 @@
 
 mod common;
 
-use chunker::{Chunker, ChunkerParams};
+use chunker::{Chunker, ChunkerParams, CutPoints};
 use common::{ShortReader, SplitMix64, fastcdc_lengths, random_bytes};
 use proptest::prelude::*;
 
