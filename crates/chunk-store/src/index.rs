@@ -77,6 +77,23 @@ pub(crate) struct IndexSnapshot {
 }
 
 impl IndexSnapshot {
+    /// Where the blob is, as of this view (`None` when the view does not know it).
+    pub(crate) fn lookup(&self, id: &ChunkId) -> Result<Option<BlobLocation>> {
+        let Some(table) = &self.table else {
+            return Ok(None);
+        };
+        let err = |reason: String| Error::IndexDb {
+            path: self.path.clone(),
+            reason,
+        };
+        let Some(value) = table.get(id.as_bytes()).map_err(|e| err(e.to_string()))? else {
+            return Ok(None);
+        };
+        decode_location(value.value())
+            .map(Some)
+            .ok_or_else(|| err(format!("entry of blob {id} is damaged")))
+    }
+
     /// Whether the view holds every one of `ids`.
     pub(crate) fn contains_all(&self, ids: &[ChunkId]) -> Result<bool> {
         let Some(table) = &self.table else {

@@ -132,6 +132,39 @@ impl BlobChecker<'_> {
     }
 }
 
+/// Answers where blobs are, for many lookups in a row ([`ChunkStore::blob_locator`]): one
+/// read transaction of the index for all of them, instead of one per
+/// [`ChunkStore::locate`].
+///
+/// It sees the index as it was when the locator was made, plus the blobs added in this
+/// session whose pack is written (as [`ChunkStore::locate`] does). A blob indexed by another
+/// process after it was made is not seen: make a new locator to see it.
+pub struct BlobLocator<'a> {
+    store: &'a ChunkStore,
+    index: crate::index::IndexSnapshot,
+}
+
+impl std::fmt::Debug for BlobLocator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobLocator").finish_non_exhaustive()
+    }
+}
+
+impl BlobLocator<'_> {
+    /// Where blob `id` is: in a written pack of this session, or in the index as of this
+    /// locator. `None` when neither knows it (a blob that still sits in an open pack of this
+    /// session is not located: [`ChunkStore::get_blob`] reads it).
+    ///
+    /// Errors: [`Error::IndexDb`] naming `index.redb` when the index cannot be read or an
+    /// entry is damaged.
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<BlobLocation>> {
+        if let Some(Pending::Written(location)) = self.store.state().pending.get(id) {
+            return Ok(Some(*location));
+        }
+        self.index.lookup(id)
+    }
+}
+
 /// What reading a whole pack found ([`ChunkStore::verify_pack`]).
 #[derive(Debug)]
 pub struct PackReport {
@@ -490,6 +523,18 @@ impl ChunkStore {
         })
     }
 
+    /// A locator answering, for many blobs in a row, where each is ([`BlobLocator`]): for
+    /// restore, which plans every read before reading any pack. It reads the index as it was
+    /// when made (plus the blobs of this session in written packs).
+    ///
+    /// Errors: [`Error::IndexDb`] naming `index.redb` when the index cannot be read.
+    pub fn blob_locator(&self) -> Result<BlobLocator<'_>> {
+        Ok(BlobLocator {
+            store: self,
+            index: self.index.snapshot()?,
+        })
+    }
+
     /// Adds a blob. A blob whose id is already known stores nothing.
     pub fn add_blob(&self, kind: BlobKind, data: &[u8]) -> Result<AddOutcome> {
         let id = self.hasher.hash(data);
@@ -759,6 +804,24 @@ impl ChunkStore {
             return self.decode_blob(id, &location, open.sealed_bytes(entry));
         }
         Err(Error::BlobNotFound { id: *id })
+    }
+
+    /// Opens blob `id` from `sealed`, its stored bytes as read from its pack at `location`
+    /// (from [`ChunkStore::locate`] or a [`BlobLocator`]): for readers that fetch many blobs
+    /// of a pack with one ranged read and cut them out of it (restore). `sealed` must be
+    /// exactly the `location.length` bytes at `location.offset` of `location.pack`.
+    ///
+    /// The returned content is guaranteed to be `location.raw_length` bytes that hash to `id`,
+    /// as with [`ChunkStore::get_blob`]. Errors: [`Error::Corrupt`] naming the pack and offset
+    /// when the bytes do not open (damaged, or not the blob's), do not decompress, or do not
+    /// match the id.
+    pub fn open_blob(
+        &self,
+        id: &ChunkId,
+        location: &BlobLocation,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.decode_blob(id, location, sealed)
     }
 
     fn decode_blob(&self, id: &ChunkId, location: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {

@@ -8,13 +8,17 @@
 //!    deep down is refused before the first byte lands on disk.
 //! 2. **directories**, in walk order: each is created, or checked to be a real directory (an
 //!    existing symbolic link in its place is [`Error::UnsafePath`]).
-//! 3. **file contents**, in parallel: each file is written under a temporary name in its
-//!    folder (all-zero chunks become holes), optionally read back and verified, given its
-//!    metadata through the open handle, then renamed into place.
+//! 3. **file contents** ([`content`]), in parallel: every chunk is located first (a missing
+//!    one fails the restore before anything is written), then each pack is read once (the
+//!    parts of it holding needed blobs), packs in parallel, and every blob is written to each
+//!    place it goes in the temporary file of its file, beside the destination (all-zero
+//!    chunks become holes). A file whose last chunk is written is optionally read back and
+//!    verified, given its metadata through the open handle, then renamed into place.
 //! 4. **other nodes**: hard links, fifos, devices, and symbolic links last, each created under
 //!    a temporary name and renamed into place (a rename never follows a link).
 //! 5. **directory metadata**, children before parents.
 
+mod content;
 mod filter;
 mod plan;
 mod sqlite;
@@ -23,7 +27,6 @@ mod write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use rayon::prelude::*;
 use snapshot_index::SnapshotEntry;
 
 use crate::error::{Error, Result};
@@ -131,9 +134,6 @@ impl Repository {
         let target = options.target.clone();
         let _lock = self.read_lock("restore")?;
         let plan = plan::build(self.store(), &snapshot.snapshot.tree, &target, &filter)?;
-
-        std::fs::create_dir_all(&target)
-            .map_err(Error::io("create the restore target", &target))?;
         let ctx = Context {
             store: self.store(),
             progress,
@@ -142,6 +142,10 @@ impl Repository {
             verify: options.verify,
             force: options.force,
         };
+        let content = content::ContentPlan::build(&ctx, &plan.files)?;
+
+        std::fs::create_dir_all(&target)
+            .map_err(Error::io("create the restore target", &target))?;
         let total_bytes: u64 = plan.files.iter().map(|f| f.node.size).sum();
         progress.add_total(plan.files.len() as u64, total_bytes);
 
@@ -151,13 +155,8 @@ impl Repository {
             outcome.dirs += 1;
         }
 
-        let written: Vec<u64> = plan
-            .files
-            .par_iter()
-            .map(|file| write::restore_file(&ctx, file))
-            .collect::<Result<_>>()?;
-        outcome.files = written.len() as u64;
-        outcome.bytes = written.iter().sum();
+        outcome.bytes = content::restore_contents(&ctx, &plan.files, &content)?;
+        outcome.files = plan.files.len() as u64;
 
         for link in &plan.hardlinks {
             write::restore_hardlink(link)?;

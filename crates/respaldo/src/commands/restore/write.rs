@@ -2,15 +2,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Permissions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use chunker::ChunkId;
 use filetime::FileTime;
 use snapshot_index::{Node, NodeKind};
-use tempfile::{Builder, NamedTempFile};
+use tempfile::{Builder, NamedTempFile, TempPath};
 
 use super::Context;
 use super::plan::{Entry, LinkEntry};
@@ -101,53 +100,43 @@ fn create_and_rename(
     persist(temp, dest)
 }
 
-fn is_zero(data: &[u8]) -> bool {
+/// Whether `data` is all zero bytes (such a chunk is left as a hole).
+pub(crate) fn is_zero(data: &[u8]) -> bool {
     data.chunks(4096)
         .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-/// Writes the content of a file (or of a hard link restored as a file) and its metadata;
-/// returns the bytes written, holes included.
-pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
-    let dest = &entry.dest;
-    ctx.progress.file_started(dest);
-    let mut temp = Builder::new()
+/// Creates the temporary file of `dest` in its folder (`.respaldo-restore-NAME-XXXXXXXX`,
+/// mode 0600, empty), readable and writable. Its [`TempPath`] removes it when dropped, so a
+/// file that is never finished leaves nothing behind.
+pub(crate) fn create_temp(dest: &Path) -> Result<(File, TempPath)> {
+    let temp = Builder::new()
         .prefix(&temp_prefix(dest))
         .rand_bytes(8)
         .tempfile_in(parent_of(dest))
         .map_err(Error::io("create a temporary file for", dest))?;
-    let file = temp.as_file_mut();
-    let mut size = 0u64;
-    let mut lengths = Vec::with_capacity(entry.node.content.len());
-    let mut last: Option<(ChunkId, Vec<u8>)> = None;
-    for id in &entry.node.content {
-        if last.as_ref().is_none_or(|(last_id, _)| last_id != id) {
-            // The store's error names the pack; the warning names the file it affects.
-            let data = ctx.store.get_blob(id).inspect_err(|e| {
-                ctx.warn(
-                    dest,
-                    format!("not restored: its content could not be read: {e}"),
-                );
-            })?;
-            last = Some((*id, data));
-        }
-        let data = last
-            .as_ref()
-            .map(|(_, data)| data.as_slice())
-            .unwrap_or_default();
-        let len = data.len() as u64;
-        if is_zero(data) {
-            file.seek(SeekFrom::Current(data.len() as i64))
-                .map_err(Error::io("seek (to leave a hole) in", dest))?;
-        } else {
-            file.write_all(data).map_err(Error::io("write", dest))?;
-        }
-        lengths.push(len);
-        size += len;
-        ctx.progress.bytes_done(len);
+    Ok(temp.into_parts())
+}
+
+/// Finishes a file whose content is all written to `file`, its temporary file `temp`, now
+/// `written` bytes long (the end of its last written byte): gives it its length `size` when
+/// that differs (trailing holes), checks the length against the snapshot (a warning),
+/// reads it back and verifies it when asked (`lengths`: the length of each chunk), sets its
+/// metadata, checks a SQLite database, and renames it over `entry.dest`. On error the
+/// temporary file is removed and the destination is left as it was.
+pub(crate) fn finish_file(
+    ctx: &Context<'_>,
+    entry: &Entry,
+    file: &mut File,
+    temp: TempPath,
+    (written, size): (u64, u64),
+    lengths: &[u64],
+) -> Result<()> {
+    let dest = &entry.dest;
+    if written != size {
+        file.set_len(size)
+            .map_err(Error::io("set the length of", dest))?;
     }
-    file.set_len(size)
-        .map_err(Error::io("set the length of", dest))?;
     if size != entry.node.size {
         ctx.warn(
             dest,
@@ -158,15 +147,19 @@ pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
         );
     }
     if ctx.verify {
-        verify_file(ctx, file, entry, &lengths)?;
+        verify_file(ctx, file, entry, lengths)?;
     }
     apply_file_metadata(ctx, file, dest, &entry.node);
     let aside = if entry.node.flags & snapshot_index::FLAG_SQLITE != 0 {
-        Some(super::sqlite::prepare_replace(ctx, temp.path(), dest)?)
+        Some(super::sqlite::prepare_replace(ctx, &temp, dest)?)
     } else {
         None
     };
-    match (persist(temp, dest), aside) {
+    let persisted = clear_destination(dest).and_then(|()| {
+        temp.persist(dest)
+            .map_err(|e| Error::io("rename into place", dest)(e.error))
+    });
+    match (persisted, aside) {
         (Ok(()), Some(aside)) => aside.discard(),
         (Err(e), Some(aside)) => {
             aside.put_back();
@@ -175,7 +168,7 @@ pub(crate) fn restore_file(ctx: &Context<'_>, entry: &Entry) -> Result<u64> {
         (result, None) => result?,
     }
     ctx.progress.file_done(dest);
-    Ok(size)
+    Ok(())
 }
 
 /// Reads the written file back and compares the id of every chunk with the snapshot.
