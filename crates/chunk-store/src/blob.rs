@@ -88,6 +88,8 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { RefCell::new(None) };
     static COMPRESSED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
 }
 
 fn compression_error(e: std::io::Error) -> Error {
@@ -179,7 +181,16 @@ pub(crate) fn decode(
     )?;
     let content = match location.encoding {
         Encoding::Raw => plain,
-        Encoding::Zstd => zstd::bulk::decompress(&plain, location.raw_length as usize)
+        // One decompression context per thread: creating one per blob (what
+        // `zstd::bulk::decompress` does) was a fifth of a restore's CPU time.
+        Encoding::Zstd => DECOMPRESSOR
+            .with_borrow_mut(|slot| {
+                let decompressor = match slot {
+                    Some(decompressor) => decompressor,
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                decompressor.decompress(&plain, location.raw_length as usize)
+            })
             .map_err(|e| Error::corrupt(&file, location.offset, format!("blob {id}: zstd: {e}")))?,
     };
     if content.len() != location.raw_length as usize {
