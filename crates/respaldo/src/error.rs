@@ -35,6 +35,23 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A restore stopped at an error; the files it names were not restored (their content
+    /// could not be read), nor any file not yet finished when it stopped.
+    #[error(
+        "restore stopped: {source}. Not restored: {}{}. `respaldo check --read-data` names \
+         all damaged data; `restore --exclude PATH` restores the rest",
+        files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        if *more > 0 { format!(" and {more} more") } else { String::new() }
+    )]
+    RestoreStopped {
+        /// The first files whose content could not be read.
+        files: Vec<PathBuf>,
+        /// How many more there were.
+        more: usize,
+        /// What stopped it.
+        #[source]
+        source: Box<Error>,
+    },
     /// A snapshot holds a path that would be written outside the restore target.
     #[error("refusing to restore {path:?}: {reason}; nothing was written outside the target")]
     UnsafePath {

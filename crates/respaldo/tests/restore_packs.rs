@@ -317,6 +317,11 @@ fn a_damaged_blob_fails_its_file_and_leaves_no_temporary_file() {
         err.to_string().contains(&hex),
         "error names the pack: {err}"
     );
+    assert!(
+        err.to_string()
+            .contains(&folder.join("victim").display().to_string()),
+        "error names the file it could not restore: {err}"
+    );
     let warned = warnings.0.into_inner().unwrap();
     assert_eq!(
         warned,
@@ -350,12 +355,29 @@ fn a_missing_chunk_fails_before_anything_is_written() {
     let err = repo
         .restore(&entry, &options(&target), &warnings)
         .unwrap_err();
+    // The error names the file it stopped, and the missing chunk.
+    let respaldo::Error::RestoreStopped {
+        files,
+        more,
+        source,
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        (files.as_slice(), *more),
+        ([target.join("bad")].as_slice(), 0)
+    );
     assert!(
         matches!(
-            err,
+            **source,
             respaldo::Error::Store(chunk_store::Error::BlobNotFound { id }) if id == missing
         ),
         "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&target.join("bad").display().to_string())
     );
     assert_eq!(warnings.0.into_inner().unwrap(), vec![target.join("bad")]);
     assert!(!target.exists(), "nothing was written");

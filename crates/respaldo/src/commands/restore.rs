@@ -79,6 +79,8 @@ pub(super) struct Context<'a> {
     pub(super) store: &'a chunk_store::ChunkStore,
     pub(super) progress: &'a dyn Progress,
     pub(super) warnings: Mutex<Vec<Warning>>,
+    /// Files whose content could not be read (each also has a warning), in order.
+    pub(super) unreadable: Mutex<Vec<std::path::PathBuf>>,
     /// Running as root: owners are restored and devices created.
     pub(super) is_root: bool,
     pub(super) verify: bool,
@@ -86,7 +88,42 @@ pub(super) struct Context<'a> {
     pub(super) force: bool,
 }
 
+/// Most files a [`Error::RestoreStopped`] names.
+const NAMED_FILES: usize = 5;
+
 impl Context<'_> {
+    /// `e`, naming the files whose content could not be read when there are any.
+    fn stopped_by(&self, e: Error) -> Error {
+        let mut files = match self.unreadable.lock() {
+            Ok(files) => files.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|path| seen.insert(path.clone()));
+        if files.is_empty() {
+            return e;
+        }
+        let more = files.len().saturating_sub(NAMED_FILES);
+        files.truncate(NAMED_FILES);
+        Error::RestoreStopped {
+            files,
+            more,
+            source: Box::new(e),
+        }
+    }
+
+    /// Records that the content of `dest` could not be read, with a warning saying why.
+    pub(super) fn unreadable(&self, dest: &std::path::Path, why: &dyn std::fmt::Display) {
+        self.warn(
+            dest,
+            format!("not restored: its content could not be read: {why}"),
+        );
+        match self.unreadable.lock() {
+            Ok(mut files) => files.push(dest.to_path_buf()),
+            Err(poisoned) => poisoned.into_inner().push(dest.to_path_buf()),
+        }
+    }
+
     /// Records a warning and reports it.
     pub(super) fn warn(&self, path: &std::path::Path, message: String) {
         self.progress.warning(path, &message);
@@ -138,11 +175,13 @@ impl Repository {
             store: self.store(),
             progress,
             warnings: Mutex::new(Vec::new()),
+            unreadable: Mutex::new(Vec::new()),
             is_root: nix::unistd::geteuid().is_root(),
             verify: options.verify,
             force: options.force,
         };
-        let content = content::ContentPlan::build(&ctx, &plan.files)?;
+        let content =
+            content::ContentPlan::build(&ctx, &plan.files).map_err(|e| ctx.stopped_by(e))?;
 
         std::fs::create_dir_all(&target)
             .map_err(Error::io("create the restore target", &target))?;
@@ -155,7 +194,8 @@ impl Repository {
             outcome.dirs += 1;
         }
 
-        outcome.bytes = content::restore_contents(&ctx, &plan.files, &content)?;
+        outcome.bytes = content::restore_contents(&ctx, &plan.files, &content)
+            .map_err(|e| ctx.stopped_by(e))?;
         outcome.files = plan.files.len() as u64;
 
         for link in &plan.hardlinks {

@@ -107,14 +107,6 @@ pub(super) struct ContentPlan {
     reads: Vec<PackRead>,
 }
 
-/// The warning for a file whose content could not be read.
-fn unreadable(ctx: &Context<'_>, dest: &Path, e: &dyn std::fmt::Display) {
-    ctx.warn(
-        dest,
-        format!("not restored: its content could not be read: {e}"),
-    );
-}
-
 impl ContentPlan {
     /// Locates every chunk of `files` and plans the reads.
     ///
@@ -137,7 +129,7 @@ impl ContentPlan {
                             .and_then(|found| {
                                 found.ok_or(chunk_store::Error::BlobNotFound { id: *id })
                             })
-                            .inspect_err(|e| unreadable(ctx, &entry.dest, e))?;
+                            .inspect_err(|e| ctx.unreadable(&entry.dest, e))?;
                         blobs.push(PlannedBlob {
                             id: *id,
                             location,
@@ -331,7 +323,7 @@ impl Writer<'_, '_> {
         files.sort_unstable();
         files.dedup();
         for file in files {
-            unreadable(self.ctx, &self.entries[file].dest, e);
+            self.ctx.unreadable(&self.entries[file].dest, e);
         }
     }
 
