@@ -26,6 +26,11 @@ pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
 /// Written packs not yet listed in an index file; past this many, an index file is written
 /// during `add`, so that an interrupted backup leaves reusable, indexed packs behind.
 const PACKS_PER_INDEX_FILE: usize = 32;
+/// Blobs in written packs past which an index file is written, even before
+/// [`PACKS_PER_INDEX_FILE`] packs: the locations of blobs waiting for an index file are held in
+/// memory (about 200 bytes each), so with small blobs (a pack of 16 MiB holds thousands) this
+/// bounds that memory (about 13 MiB) whatever the backup's size.
+const INDEX_FILE_DUE_ENTRIES: usize = 65_536;
 /// Most blobs in one pack, and most blobs listed by one index file: keeps trailers and index
 /// files far below the codec's size limit even when blobs are tiny.
 const MAX_PACK_ENTRIES: usize = 100_000;
@@ -703,7 +708,7 @@ impl ChunkStore {
         let packs = {
             let mut state = self.state();
             let due = state.unindexed.len() >= PACKS_PER_INDEX_FILE
-                || state.unindexed_entries >= MAX_INDEX_FILE_ENTRIES;
+                || state.unindexed_entries >= INDEX_FILE_DUE_ENTRIES;
             if state.unindexed.is_empty() || !(always || due) {
                 return Ok(());
             }

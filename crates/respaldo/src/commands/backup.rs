@@ -24,6 +24,9 @@ use crate::lock::{LockKind, RepositoryLock};
 use crate::progress::{Progress, Warning};
 use crate::repository::{Repository, hostname, username};
 
+/// Folders the walker may hand to the tree assembler before it waits for it.
+const DIRS_IN_FLIGHT: usize = 256;
+
 /// What to back up and how.
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -113,7 +116,9 @@ impl Repository {
                 .map_or(2, |n| n.get())
                 .max(2);
             let (job_tx, job_rx) = crossbeam_channel::bounded(workers * 4);
-            let (dir_tx, dir_rx) = crossbeam_channel::bounded(1024);
+            // Each folder waiting for the assembler holds its files' nodes: a bound on them is
+            // a bound on the walk's lead, and on memory (benchmarks.md, "How cost grows").
+            let (dir_tx, dir_rx) = crossbeam_channel::bounded(DIRS_IN_FLIGHT);
             for _ in 0..workers {
                 let job_rx = job_rx.clone();
                 let ctx = &ctx;
