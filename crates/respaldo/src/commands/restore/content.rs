@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chunk_store::{BlobLocation, ChunkId, FileKind};
 use rayon::prelude::*;
@@ -212,8 +212,9 @@ struct FileState {
     written: u64,
     /// The temporary file, once created (removed when dropped unless renamed into place).
     temp: Option<TempPath>,
-    /// Its open handle, when kept between writes (counted in [`Writer::open_handles`]).
-    handle: Option<File>,
+    /// Its open handle, when kept between writes (counted in [`Writer::open_handles`]);
+    /// shared, so that writers write without holding the file's lock.
+    handle: Option<Arc<File>>,
     /// Finished and renamed into place.
     done: bool,
 }
@@ -266,9 +267,9 @@ impl Writer<'_, '_> {
         let entry = &self.entries[file];
         let mut state = lock(&self.files[file]);
         self.ctx.progress.file_started(&entry.dest);
-        let (mut handle, temp) = write::create_temp(&entry.dest)?;
+        let (handle, temp) = write::create_temp(&entry.dest)?;
         state.done = true;
-        write::finish_file(self.ctx, entry, &mut handle, temp, (0, 0), &[])
+        write::finish_file(self.ctx, entry, &handle, temp, (0, 0), &[])
     }
 
     /// Reads `read` and writes each of its blobs wherever it goes.
@@ -332,26 +333,33 @@ impl Writer<'_, '_> {
     fn write(&self, target: Target, data: &[u8], zero: bool) -> Result<()> {
         let entry = &self.entries[target.file];
         let dest = &entry.dest;
-        let mut state = lock(&self.files[target.file]);
-        let (mut handle, counted) = match state.handle.take() {
-            Some(handle) => (handle, true),
-            None => (self.open_temp(dest, &mut state.temp)?, false),
+        let handle = {
+            let mut state = lock(&self.files[target.file]);
+            match &state.handle {
+                Some(handle) => handle.clone(),
+                None => Arc::new(self.open_temp(dest, &mut state.temp)?),
+            }
         };
+        // Positioned writes to distinct places need no lock: the chunks of one big file are
+        // written by every thread at once.
         if !zero {
             handle
                 .write_all_at(data, target.offset)
                 .map_err(Error::io("write", dest))?;
-            state.written = state.written.max(target.offset + data.len() as u64);
         }
         self.ctx.progress.bytes_done(data.len() as u64);
+        let mut state = lock(&self.files[target.file]);
+        if !zero {
+            state.written = state.written.max(target.offset + data.len() as u64);
+        }
         state.remaining = state.remaining.saturating_sub(1);
         if state.remaining > 0 {
-            if counted || self.reserve_handle() {
+            if state.handle.is_none() && self.reserve_handle() {
                 state.handle = Some(handle);
             }
             return Ok(());
         }
-        if counted {
+        if state.handle.take().is_some() {
             self.open_handles.fetch_sub(1, Ordering::Relaxed);
         }
         let Some(temp) = state.temp.take() else {
@@ -368,7 +376,7 @@ impl Writer<'_, '_> {
             .map(|&b| u64::from(self.plan.blobs[b].location.raw_length))
             .collect();
         let lengths_now = (state.written, plan.size);
-        write::finish_file(self.ctx, entry, &mut handle, temp, lengths_now, &lengths)
+        write::finish_file(self.ctx, entry, &handle, temp, lengths_now, &lengths)
     }
 
     /// Takes one of the [`MAX_OPEN_FILES`] places for a handle kept open, if one is free.

@@ -127,7 +127,7 @@ pub(crate) fn create_temp(dest: &Path) -> Result<(File, TempPath)> {
 pub(crate) fn finish_file(
     ctx: &Context<'_>,
     entry: &Entry,
-    file: &mut File,
+    file: &File,
     temp: TempPath,
     (written, size): (u64, u64),
     lengths: &[u64],
@@ -172,8 +172,10 @@ pub(crate) fn finish_file(
 }
 
 /// Reads the written file back and compares the id of every chunk with the snapshot.
-fn verify_file(ctx: &Context<'_>, file: &mut File, entry: &Entry, lengths: &[u64]) -> Result<()> {
+fn verify_file(ctx: &Context<'_>, file: &File, entry: &Entry, lengths: &[u64]) -> Result<()> {
     let dest = &entry.dest;
+    // `&File` reads and seeks: the handle may be shared with writers that are done with it.
+    let mut file = file;
     let mismatch = |reason: String| Error::Verify {
         path: dest.clone(),
         reason,
@@ -184,7 +186,7 @@ fn verify_file(ctx: &Context<'_>, file: &mut File, entry: &Entry, lengths: &[u64
     let mut offset = 0u64;
     for (i, (id, &len)) in entry.node.content.iter().zip(lengths).enumerate() {
         buffer.clear();
-        let read = Read::by_ref(file)
+        let read = Read::by_ref(&mut file)
             .take(len)
             .read_to_end(&mut buffer)
             .map_err(Error::io("read back", dest))?;
