@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use chunk_store::{BlobChecker, BlobKind, ChunkId, ChunkStore};
 use chunker::{CutPoints, CutStream, FixedChunker};
 use crossbeam_channel::{Receiver, Sender};
+use rayon::prelude::*;
 use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 
 use super::excludes::Excludes;
@@ -34,6 +35,8 @@ use crate::progress::{Progress, Warning};
 
 /// Files up to this size are read whole into a reused buffer and cut in memory.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
+/// Bytes of a streamed file's chunks stored together, on several threads.
+const STREAM_BATCH: usize = 8 * 1024 * 1024;
 
 /// A node, or a promise of one: `Ok(None)` means it was skipped with a warning.
 pub(crate) type NodeResult = Result<Option<Node>>;
@@ -209,12 +212,36 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Stores `data` as data blobs, appending their ids to `content`.
+    /// Stores `chunk` as a data blob, appending its id to `content`.
     pub(crate) fn store_chunk(
         &self,
         chunk: &[u8],
         content: &mut Vec<chunk_store::ChunkId>,
     ) -> Result<()> {
+        content.push(self.store_one(chunk)?);
+        Ok(())
+    }
+
+    /// Stores `chunks`, in order, as data blobs, appending their ids to `content`. Several
+    /// chunks are hashed, compressed and sealed on several threads: one big file (a database
+    /// cut into pages) would otherwise keep one core busy and leave the others idle.
+    pub(crate) fn store_chunks(
+        &self,
+        chunks: &[&[u8]],
+        content: &mut Vec<chunk_store::ChunkId>,
+    ) -> Result<()> {
+        if chunks.len() < 2 {
+            return chunks.iter().try_for_each(|c| self.store_chunk(c, content));
+        }
+        let ids: Vec<Result<chunk_store::ChunkId>> =
+            chunks.par_iter().map(|c| self.store_one(c)).collect();
+        for id in ids {
+            content.push(id?);
+        }
+        Ok(())
+    }
+
+    fn store_one(&self, chunk: &[u8]) -> Result<chunk_store::ChunkId> {
         let id = self.store.blob_id(chunk);
         let outcome = self.store.add_blob_with_id(BlobKind::Data, id, chunk)?;
         if outcome.stored {
@@ -223,8 +250,7 @@ impl<'a> Context<'a> {
         }
         add(&self.counters.bytes_read, chunk.len() as u64);
         self.progress.bytes_done(chunk.len() as u64);
-        content.push(id);
-        Ok(())
+        Ok(id)
     }
 }
 
@@ -341,18 +367,12 @@ fn read_content(
             return Ok(Err(e));
         }
         if buffer.len() as u64 <= SMALL_FILE {
-            match database_pages(buffer) {
-                Some(pages) => {
-                    for chunk in pages.chunk_slice(buffer) {
-                        ctx.store_chunk(chunk, content)?;
-                    }
-                }
-                None => {
-                    for chunk in ctx.store.chunker().chunk_slice(buffer) {
-                        ctx.store_chunk(chunk, content)?;
-                    }
-                }
-            }
+            let pages = database_pages(buffer);
+            let chunks: Vec<&[u8]> = match &pages {
+                Some(pages) => pages.chunk_slice(buffer).collect(),
+                None => ctx.store.chunker().chunk_slice(buffer).collect(),
+            };
+            ctx.store_chunks(&chunks, content)?;
             return Ok(Ok(buffer.len() as u64));
         }
         // It grew past the limit while being opened: stream it from the start instead.
@@ -390,14 +410,40 @@ fn store_stream<C: CutPoints>(
     mut stream: CutStream<'_, C, impl Read>,
     content: &mut Vec<chunk_store::ChunkId>,
 ) -> Result<std::io::Result<u64>> {
+    // Chunks are gathered (copied out of the stream's buffer, which the next chunk reuses)
+    // into batches of about STREAM_BATCH bytes, stored on several threads at once.
+    let mut batch: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let store_batch = |batch: &mut Vec<u8>, ends: &mut Vec<usize>, content: &mut Vec<_>| {
+        let mut start = 0;
+        let chunks: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let chunk = &batch[start..end];
+                start = end;
+                chunk
+            })
+            .collect();
+        let stored = ctx.store_chunks(&chunks, content);
+        batch.clear();
+        ends.clear();
+        stored
+    };
     let mut read = 0u64;
     loop {
         match stream.next_chunk() {
             Ok(Some(chunk)) => {
-                ctx.store_chunk(chunk, content)?;
+                batch.extend_from_slice(chunk);
+                ends.push(batch.len());
                 read += chunk.len() as u64;
+                if batch.len() >= STREAM_BATCH {
+                    store_batch(&mut batch, &mut ends, content)?;
+                }
             }
-            Ok(None) => return Ok(Ok(read)),
+            Ok(None) => {
+                store_batch(&mut batch, &mut ends, content)?;
+                return Ok(Ok(read));
+            }
             Err(e) => {
                 content.clear();
                 return Ok(Err(e));
