@@ -35,8 +35,11 @@ use crate::progress::{Progress, Warning};
 
 /// Files up to this size are read whole into a reused buffer and cut in memory.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
-/// Bytes of a streamed file's chunks stored together, on several threads.
+/// Bytes of a streamed file's chunks stored together (on several threads when they are
+/// many: [`PARALLEL_CHUNKS`]).
 const STREAM_BATCH: usize = 8 * 1024 * 1024;
+/// Chunks stored together from which they are stored on several threads.
+const PARALLEL_CHUNKS: usize = 64;
 
 /// A node, or a promise of one: `Ok(None)` means it was skipped with a warning.
 pub(crate) type NodeResult = Result<Option<Node>>;
@@ -222,15 +225,18 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Stores `chunks`, in order, as data blobs, appending their ids to `content`. Several
-    /// chunks are hashed, compressed and sealed on several threads: one big file (a database
-    /// cut into pages) would otherwise keep one core busy and leave the others idle.
+    /// Stores `chunks`, in order, as data blobs, appending their ids to `content`. Many small
+    /// chunks (at least [`PARALLEL_CHUNKS`]) are hashed, compressed and sealed on several
+    /// threads: one big file cut small (a database cut into pages) would otherwise keep one
+    /// core busy. Fewer, larger chunks stay on this thread: they are the common case of big
+    /// files, where the other workers keep the cores busy, and parallel compression would
+    /// cost a compression context and buffers on every thread (memory; benchmarks.md).
     pub(crate) fn store_chunks(
         &self,
         chunks: &[&[u8]],
         content: &mut Vec<chunk_store::ChunkId>,
     ) -> Result<()> {
-        if chunks.len() < 2 {
+        if chunks.len() < PARALLEL_CHUNKS {
             return chunks.iter().try_for_each(|c| self.store_chunk(c, content));
         }
         let ids: Vec<Result<chunk_store::ChunkId>> =
@@ -399,17 +405,36 @@ pub(crate) fn store_reader(
     // The peeked bytes go first: the reader need not seek (standard input cannot).
     let reader = std::io::Cursor::new(&header[..peeked]).chain(reader);
     match database_pages(&header[..peeked]) {
-        Some(pages) => store_stream(ctx, pages.stream(reader), content),
-        None => store_stream(ctx, ctx.store.chunker().stream(reader), content),
+        // Thousands of small chunks: stored in batches, on several threads.
+        Some(pages) => store_stream(ctx, pages.stream(reader), content, true),
+        None => store_stream(ctx, ctx.store.chunker().stream(reader), content, false),
     }
 }
 
-/// Stores every chunk of `stream`; returns the bytes read (see [`read_content`]).
+/// Stores every chunk of `stream`, one at a time or (`batched`: many small chunks) in
+/// batches on several threads; returns the bytes read (see [`read_content`]).
 fn store_stream<C: CutPoints>(
     ctx: &Context<'_>,
     mut stream: CutStream<'_, C, impl Read>,
     content: &mut Vec<chunk_store::ChunkId>,
+    batched: bool,
 ) -> Result<std::io::Result<u64>> {
+    if !batched {
+        let mut read = 0u64;
+        loop {
+            match stream.next_chunk() {
+                Ok(Some(chunk)) => {
+                    ctx.store_chunk(chunk, content)?;
+                    read += chunk.len() as u64;
+                }
+                Ok(None) => return Ok(Ok(read)),
+                Err(e) => {
+                    content.clear();
+                    return Ok(Err(e));
+                }
+            }
+        }
+    }
     // Chunks are gathered (copied out of the stream's buffer, which the next chunk reuses)
     // into batches of about STREAM_BATCH bytes, stored on several threads at once.
     let mut batch: Vec<u8> = Vec::new();
