@@ -490,8 +490,10 @@ impl Repository {
     }
 }
 
-/// The error and its causes, each said once.
-pub(crate) fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
+/// The error and its causes, each said once (several errors already include their cause in
+/// their own message), joined by `: `: the text the events, the backup log and the command
+/// line show.
+pub fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
     let mut next = Some(error);
     while let Some(cause) = next {

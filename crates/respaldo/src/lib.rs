@@ -26,7 +26,9 @@ pub use config::{
     CONFIG_ENV, Config, DEFAULT_MAX_UNUSED, Job, PasswordSource, Retention, Schedule,
     default_config_path, next_run, parse_duration, parse_keep_within, parse_max_unused,
 };
-pub use events::{Event, EventKind, EventSink, FnSink, Operation, Phase, UnknownEvent};
+pub use events::{
+    Event, EventKind, EventSink, FnSink, Operation, Phase, UnknownEvent, error_message,
+};
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HOOK_EVENT_VAR, HookCommand, HookSink, HookWarning};
 
 pub use commands::analyze::{

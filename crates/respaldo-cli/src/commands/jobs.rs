@@ -170,7 +170,7 @@ fn outcome_json(outcome: &JobOutcome) -> Value {
         "prune": outcome.prune.as_ref().map(super::prune::outcome_json),
         "skipped": outcome.skipped.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "failed_step": outcome.error.as_ref().map(|e| e.step.as_str()),
-        "error": outcome.error.as_ref().map(|e| error_text(e)),
+        "error": outcome.error.as_ref().map(|e| respaldo::error_message(e)),
         "duration_seconds": outcome.duration.as_secs_f64(),
     })
 }
@@ -236,21 +236,4 @@ pub fn list(global: &Global, ui: &Ui) -> Result<ExitCode> {
 /// Nanoseconds since the epoch, as the output helpers take them.
 pub fn nanos(t: jiff::Timestamp) -> i64 {
     i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
-}
-
-/// An error and its causes, each said once.
-pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = String::new();
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-        next = cause.source();
-    }
-    message
 }

@@ -149,7 +149,7 @@ fn report(notice: &ServiceNotice<'_>, quiet: bool) {
                     log(&format!(
                         "job {job}: {} FAILED after {took}: {}",
                         error.step,
-                        super::jobs::error_text(&error.error)
+                        respaldo::error_message(&error.error)
                     ));
                 }
                 (None, status) if !quiet => {
@@ -209,7 +209,7 @@ fn report(notice: &ServiceNotice<'_>, quiet: bool) {
         // A warning: shown even with --quiet.
         ServiceNotice::ReloadFailed { error, .. } => log(&format!(
             "warning: config not reloaded, the service goes on with the one it had: {}",
-            super::jobs::error_text(*error)
+            respaldo::error_message(*error)
         )),
         ServiceNotice::Stopping if !quiet => log("stopping"),
         _ => {}
