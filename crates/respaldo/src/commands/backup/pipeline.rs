@@ -225,12 +225,12 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Stores `chunks`, in order, as data blobs, appending their ids to `content`. Many small
-    /// chunks (at least [`PARALLEL_CHUNKS`]) are hashed, compressed and sealed on several
-    /// threads: one big file cut small (a database cut into pages) would otherwise keep one
-    /// core busy. Fewer, larger chunks stay on this thread: they are the common case of big
-    /// files, where the other workers keep the cores busy, and parallel compression would
-    /// cost a compression context and buffers on every thread (memory; benchmarks.md).
+    /// Stores `chunks` (a database's pages), in order, as data blobs, appending their ids to
+    /// `content`. At least [`PARALLEL_CHUNKS`] are hashed, compressed and sealed on several
+    /// threads: one big database cut into pages would otherwise keep one core busy. FastCDC's
+    /// larger chunks do not come here: the other workers keep the cores busy, and parallel
+    /// compression would cost a compression context and buffers on every thread (memory;
+    /// benchmarks.md).
     pub(crate) fn store_chunks(
         &self,
         chunks: &[&[u8]],
@@ -373,12 +373,18 @@ fn read_content(
             return Ok(Err(e));
         }
         if buffer.len() as u64 <= SMALL_FILE {
-            let pages = database_pages(buffer);
-            let chunks: Vec<&[u8]> = match &pages {
-                Some(pages) => pages.chunk_slice(buffer).collect(),
-                None => ctx.store.chunker().chunk_slice(buffer).collect(),
-            };
-            ctx.store_chunks(&chunks, content)?;
+            match database_pages(buffer) {
+                Some(pages) => {
+                    let chunks: Vec<&[u8]> = pages.chunk_slice(buffer).collect();
+                    ctx.store_chunks(&chunks, content)?;
+                }
+                // FastCDC's chunks of a small file are few: stored here, with no allocation.
+                None => {
+                    for chunk in ctx.store.chunker().chunk_slice(buffer) {
+                        ctx.store_chunk(chunk, content)?;
+                    }
+                }
+            }
             return Ok(Ok(buffer.len() as u64));
         }
         // It grew past the limit while being opened: stream it from the start instead.
