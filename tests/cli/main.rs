@@ -18,6 +18,7 @@ mod key;
 mod lifecycle;
 mod repair;
 mod roundtrip;
+mod s3;
 mod service_reload;
 mod sqlite;
 mod tree;

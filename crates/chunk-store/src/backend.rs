@@ -6,10 +6,14 @@
 //! (ranges), list and delete of whole objects can hold a repository.
 
 mod local;
+mod location;
 mod memory;
+mod object;
 
 pub use local::LocalBackend;
+pub use location::{Location, S3_SCHEME, S3Access, S3Location};
 pub use memory::MemoryBackend;
+pub use object::{DEFAULT_PART_SIZE, ObjectBackend, RequestCounts, RequestPolicy};
 
 use crate::error::{Error, Result};
 

@@ -165,6 +165,26 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A request to an object store failed (after its retries).
+    #[error("could not {op} {object}: {}{reason}. {}", status_text(*.status), remote_hint(*.status))]
+    Remote {
+        /// What was being done ("upload", "download", "list", ...).
+        op: &'static str,
+        /// The object (`packs/ab12… in s3:…`) or prefix it was done to.
+        object: String,
+        /// The HTTP status of the server's answer; `None` when no answer came.
+        status: Option<u16>,
+        /// What the server or the network said.
+        reason: String,
+    },
+    /// A repository location could not be understood.
+    #[error("invalid repository location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong, and the forms that are accepted.
+        reason: String,
+    },
     /// Key derivation or encryption failed for a reason other than a wrong password.
     #[error("cryptography failure in {context}: {reason}")]
     Crypto {
@@ -177,6 +197,30 @@ pub enum Error {
 
 /// Result with the chunk store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn status_text(status: Option<u16>) -> String {
+    match status {
+        Some(status) => format!("HTTP {status}: "),
+        None => "no answer from the server: ".to_string(),
+    }
+}
+
+/// What the user can do about a failed object-store request, by HTTP status.
+fn remote_hint(status: Option<u16>) -> &'static str {
+    match status {
+        None => {
+            "Check that the endpoint is right and the server is up and reachable, then try again \
+             (RESPALDO_S3_TIMEOUT and RESPALDO_S3_RETRIES set how long respaldo waits)"
+        }
+        Some(401 | 403) => {
+            "Check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) and \
+             that the key may read and write the bucket"
+        }
+        Some(404) => "Check the bucket name in the repository location",
+        Some(429 | 500..=599) => "The server is overloaded or failing: try again later",
+        Some(_) => "Check the repository location and the server's configuration",
+    }
+}
 
 impl Error {
     /// A [`Error::Corrupt`] for `file` at `offset`.

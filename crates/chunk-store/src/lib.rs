@@ -54,7 +54,10 @@ mod store;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use backend::{Backend, CONFIG_NAME, FileKind, LocalBackend, MemoryBackend, validate_name};
+pub use backend::{
+    Backend, CONFIG_NAME, DEFAULT_PART_SIZE, FileKind, LocalBackend, Location, MemoryBackend,
+    ObjectBackend, RequestCounts, RequestPolicy, S3_SCHEME, S3Access, S3Location, validate_name,
+};
 pub use blob::{BlobKind, BlobLocation, Encoding};
 pub use chunker::ChunkId;
 pub use config::{

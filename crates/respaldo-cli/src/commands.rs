@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use respaldo::{Repository, SnapshotEntry, SnapshotFilter, SnapshotSpec};
+use respaldo::{Location, Repository, SnapshotEntry, SnapshotFilter, SnapshotSpec};
 
 use crate::args::{Args, Command, Global};
 use crate::output::Ui;
@@ -61,13 +61,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
 }
 
-/// The repository location given by `--repo` or `RESPALDO_REPOSITORY`.
-fn location(global: &Global) -> Result<&Path> {
-    global
+/// The repository location given by `--repo` or `RESPALDO_REPOSITORY`: a folder or an `s3:`
+/// location.
+fn location(global: &Global) -> Result<Location> {
+    let given = global
         .repo
         .as_deref()
         .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| anyhow!("no repository given: pass --repo PATH or set RESPALDO_REPOSITORY"))
+        .ok_or_else(|| {
+            anyhow!("no repository given: pass --repo PATH (or s3:...) or set RESPALDO_REPOSITORY")
+        })?;
+    Ok(Location::parse(given.as_os_str())?)
 }
 
 /// The folder of the local index cache.
@@ -98,13 +102,13 @@ fn open_unlocked(global: &Global) -> Result<Repository> {
     let location = location(global)?;
     let cache = cache_dir()?;
     if let Some(password) = password::given(global)? {
-        return Ok(Repository::open(location, Some(&password), &cache)?);
+        return Ok(Repository::open_at(&location, Some(&password), &cache)?);
     }
     // Without a password an unencrypted repository opens; an encrypted one reports a wrong
     // password before anything else is read.
-    match Repository::open(location, None, &cache) {
+    match Repository::open_at(&location, None, &cache) {
         Err(e) if e.is_wrong_password() => match password::prompt_existing()? {
-            Some(password) => Ok(Repository::open(location, Some(&password), &cache)?),
+            Some(password) => Ok(Repository::open_at(&location, Some(&password), &cache)?),
             None => Err(MissingPassword {
                 purpose: "open this encrypted repository",
             }

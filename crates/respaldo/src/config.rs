@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use chunk_store::Location;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
@@ -87,8 +88,9 @@ pub struct Retention {
 pub struct Job {
     /// Its name (the key in `jobs`).
     pub name: String,
-    /// The repository (a local folder).
-    pub repository: PathBuf,
+    /// The repository: a local folder (relative to the config file's folder) or an
+    /// `s3:` location.
+    pub repository: Location,
     /// Where the password comes from.
     pub password: PasswordSource,
     /// Files and folders to back up.
@@ -203,6 +205,11 @@ impl Config {
                     "is empty: expected the repository's folder".to_string(),
                 ));
             }
+            let repository = match Location::parse(raw.repository.as_os_str()) {
+                Ok(Location::Local(path)) => Location::Local(resolve(&path)),
+                Ok(remote) => remote,
+                Err(e) => return Err(fail(at("repository"), e.to_string())),
+            };
             if raw.sources.is_empty() && raw.sqlite.is_empty() {
                 return Err(fail(
                     at(""),
@@ -285,7 +292,7 @@ impl Config {
             };
             let job = Job {
                 name: name.clone(),
-                repository: resolve(&raw.repository),
+                repository,
                 password,
                 sources: raw.sources.iter().map(|p| resolve(p)).collect(),
                 sqlite: raw.sqlite.iter().map(|p| resolve(p)).collect(),

@@ -93,8 +93,14 @@ impl JobLock {
 /// and the full name for uniqueness.
 fn file_name(job: &Job) -> String {
     // The same repository however the config spells it (a symbolic link, `..`).
-    let repository = std::fs::canonicalize(&job.repository).unwrap_or(job.repository.clone());
-    let mut key = repository.as_os_str().as_bytes().to_vec();
+    let mut key = match &job.repository {
+        chunk_store::Location::Local(path) => std::fs::canonicalize(path)
+            .unwrap_or(path.clone())
+            .as_os_str()
+            .as_bytes()
+            .to_vec(),
+        remote => remote.to_string().into_bytes(),
+    };
     key.push(0);
     key.extend_from_slice(job.name.as_bytes());
     let hash = chunker::IdHasher::Plain.hash(&key);

@@ -174,7 +174,7 @@ impl JobOutcome {
     fn new(job: &Job) -> Self {
         Self {
             job: job.name.clone(),
-            repository: job.repository.display().to_string(),
+            repository: job.repository.to_string(),
             backup: None,
             forget: None,
             prune: None,
@@ -207,7 +207,7 @@ impl JobOutcome {
             repository: config
                 .jobs
                 .get(name)
-                .map(|job| job.repository.display().to_string())
+                .map(|job| job.repository.to_string())
                 .unwrap_or_default(),
             backup: None,
             forget: None,
@@ -454,12 +454,12 @@ fn open_repository(
     warn: &dyn Fn(&str),
 ) -> Result<Repository> {
     let password = password(config, job)?;
-    let repo = Repository::open(&job.repository, password.as_deref(), cache)?;
+    let repo = Repository::open_at(&job.repository, password.as_deref(), cache)?;
     for (name, reason) in repo.store().unreadable_index_files() {
         warn(&format!(
             "{}: skipped index/{name} ({reason}); the blobs it lists are unknown until \
              `respaldo repair index` lists them again",
-            job.repository.display()
+            job.repository
         ));
     }
     Ok(repo)

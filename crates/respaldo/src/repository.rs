@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunk_store::{Backend, ChunkStore, KdfParams, KeyOrigin, LocalBackend};
+use chunk_store::{Backend, ChunkStore, KdfParams, KeyOrigin, LocalBackend, Location};
 use chunker::ChunkerParams;
 use snapshot_index::{Catalog, SnapshotEntry, SnapshotFilter};
 
@@ -105,6 +105,12 @@ impl Repository {
         Self::init_with_backend(backend, options, cache_dir)
     }
 
+    /// Creates a repository at `location`: a local folder (created if missing) or an S3
+    /// bucket and prefix (which must hold no repository yet).
+    pub fn init_at(location: &Location, options: &InitOptions, cache_dir: &Path) -> Result<Self> {
+        Self::init_with_backend(location.open()?, options, cache_dir)
+    }
+
     /// Creates a repository on any backend.
     pub fn init_with_backend(
         backend: Arc<dyn Backend>,
@@ -146,6 +152,16 @@ impl Repository {
     /// (`is_wrong_password`), a newer format, damage.
     pub fn open(location: &Path, password: Option<&str>, cache_dir: &Path) -> Result<Self> {
         Self::open_with_backend(Arc::new(LocalBackend::new(location)), password, cache_dir)
+    }
+
+    /// Opens the repository at `location` (a local folder or an S3 bucket and prefix). The
+    /// fast index of a remote repository lives under `cache_dir` only, and is brought up to
+    /// date with the index files other hosts wrote.
+    ///
+    /// Errors: as [`Repository::open`], and an unreachable store or refused credentials
+    /// (`chunk_store::Error::Remote`, naming the object and the HTTP status).
+    pub fn open_at(location: &Location, password: Option<&str>, cache_dir: &Path) -> Result<Self> {
+        Self::open_with_backend(location.open()?, password, cache_dir)
     }
 
     /// Opens a repository on any backend.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use respaldo::{
     BackupLog, Config, Error, Event, EventKind, HookCommand, JobOptions, JobStatus, JobStep,
-    LogStatus, PasswordSource, Repository, ServiceControl, ServiceOptions, next_run, run_job,
-    run_service,
+    Location, LogStatus, PasswordSource, Repository, ServiceControl, ServiceOptions, next_run,
+    run_job, run_service,
 };
 
 /// The example of the issue, with its paths under `root`.
@@ -53,7 +53,7 @@ fn the_issue_example_parses() {
     assert_eq!(config.log_db, Some(root.join("srv/app/app.db")));
     let job = config.job("nightly").unwrap();
     assert_eq!(job.name, "nightly");
-    assert_eq!(job.repository, root.join("backups/app"));
+    assert_eq!(job.repository, Location::Local(root.join("backups/app")));
     assert_eq!(
         job.password,
         PasswordSource::File(root.join("etc/respaldo/app.pass"))
@@ -115,7 +115,25 @@ fn every_field_parses_and_relative_paths_follow_the_config_file() {
     let config = Config::parse(text, &file).unwrap();
     let etc = dir.path().join("etc");
     let job = config.job("all").unwrap();
-    assert_eq!(job.repository, etc.join("repo"));
+    assert_eq!(job.repository, Location::Local(etc.join("repo")));
+
+    // An S3 location is taken as written, not as a path relative to the config's folder;
+    // a malformed one is an error that names the field.
+    let remote = text.replace(
+        r#""repository": "/r""#,
+        r#""repository": "s3:http://127.0.0.1:3900/b/host-1""#,
+    );
+    let config = Config::parse(&remote, &file).unwrap();
+    assert_eq!(
+        config.job("manual").unwrap().repository.to_string(),
+        "s3:http://127.0.0.1:3900/b/host-1"
+    );
+    let bad = text.replace(r#""repository": "/r""#, r#""repository": "s3:ftp://h/b""#);
+    let err = Config::parse(&bad, &file).unwrap_err().to_string();
+    assert!(
+        err.contains("jobs.manual.repository") && err.contains("ftp"),
+        "{err}"
+    );
     assert_eq!(
         job.password,
         PasswordSource::Env("APP_BACKUP_PASSWORD".to_string())

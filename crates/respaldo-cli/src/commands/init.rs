@@ -31,7 +31,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
         chunker: args.chunker.unwrap_or_default(),
         ..InitOptions::default()
     };
-    let repo = Repository::init(location, &options, &cache)?;
+    let repo = Repository::init_at(&location, &options, &cache)?;
     let config = repo.store().config();
     let id = config.repository_id_hex();
     let encrypted = config.is_encrypted();

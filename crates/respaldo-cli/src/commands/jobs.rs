@@ -188,7 +188,7 @@ pub fn list(global: &Global, ui: &Ui) -> Result<ExitCode> {
                 let next = respaldo::next_run(job, now);
                 json!({
                     "name": job.name,
-                    "repository": job.repository.display().to_string(),
+                    "repository": job.repository.to_string(),
                     "schedule": job.schedule.as_ref().map(|s| s.expression()),
                     "timezone": job.time_zone_name(),
                     "next_run": next.map(|t| format!("{t:.0}")),
@@ -219,7 +219,7 @@ pub fn list(global: &Global, ui: &Ui) -> Result<ExitCode> {
         };
         table.row(vec![
             job.name.clone(),
-            job.repository.display().to_string(),
+            job.repository.to_string(),
             job.schedule
                 .as_ref()
                 .map(|s| s.expression().to_string())

@@ -1,0 +1,376 @@
+//! A repository in an object store (S3 and S3-compatible clusters), through `opendal`.
+//!
+//! Layout under the repository's prefix: `config`, `keys/NAME`, `packs/NAME`, `index/NAME`,
+//! `snapshots/NAME`, `locks/NAME`. An object store has no folders to keep small, so packs are
+//! not fanned out as on a local disk. One PUT makes an object visible whole, which is the
+//! atomicity [`Backend::write`] asks for; objects larger than the part size go up as one
+//! multipart upload, which is also visible only once completed.
+//!
+//! opendal is asynchronous; this backend owns one tokio runtime and blocks the calling thread
+//! on it, so the rest of the store stays synchronous and may call it from many threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+
+use super::{Backend, CONFIG_NAME, FileKind, check_range, validate_name};
+use crate::error::{Error, Result};
+
+/// Objects up to this size go up in one PUT; larger ones as a multipart upload of parts this
+/// large. Packs (16 MiB by default) stay single PUTs: one request each.
+pub const DEFAULT_PART_SIZE: usize = 32 << 20;
+
+/// How the backend talks to the store: time limits and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPolicy {
+    /// Longest wait for one request (or one read or write of a body part) before it is
+    /// abandoned and, if retries remain, tried again.
+    pub timeout: Duration,
+    /// How many times a failed request that may succeed later (a timeout, a refused
+    /// connection, HTTP 429 or 5xx) is tried again, with exponential backoff and jitter.
+    pub retries: usize,
+    /// Objects larger than this are uploaded in parts of this size (at least 5 MiB, S3's
+    /// smallest part).
+    pub part_size: usize,
+}
+
+impl Default for RequestPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            retries: 5,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+}
+
+/// Requests sent to the object store since the backend was made, by kind (a retried request
+/// counts once per attempt the backend asked for, not per retry).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Uploads (PUT, or one multipart upload).
+    pub put: u64,
+    /// Downloads, whole or ranged (GET).
+    pub get: u64,
+    /// Size and existence checks (HEAD).
+    pub head: u64,
+    /// Listings (each may be several pages).
+    pub list: u64,
+    /// Deletions.
+    pub delete: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    put: AtomicU64,
+    get: AtomicU64,
+    head: AtomicU64,
+    list: AtomicU64,
+    delete: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A [`Backend`] over an object store.
+#[derive(Debug, Clone)]
+pub struct ObjectBackend {
+    operator: Operator,
+    runtime: Arc<tokio::runtime::Runtime>,
+    location: String,
+    part_size: usize,
+    counters: Arc<Counters>,
+}
+
+impl ObjectBackend {
+    /// A backend over `operator` (already rooted at the repository's prefix), with retries
+    /// and time limits from `policy`. `location` names the repository in messages.
+    ///
+    /// Errors: [`Error::Remote`] when the runtime cannot be started.
+    pub fn new(operator: Operator, location: String, policy: RequestPolicy) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("respaldo-object-store")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Remote {
+                op: "start the network runtime for",
+                object: location.clone(),
+                status: None,
+                reason: e.to_string(),
+            })?;
+        // Timeouts inside retries, so that a request that timed out is tried again.
+        let operator = operator
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(policy.timeout)
+                    .with_io_timeout(policy.timeout),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(policy.retries)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_jitter(),
+            );
+        Ok(Self {
+            operator,
+            runtime: Arc::new(runtime),
+            location,
+            part_size: policy.part_size.max(5 << 20),
+            counters: Arc::default(),
+        })
+    }
+
+    /// The requests sent so far.
+    pub fn request_counts(&self) -> RequestCounts {
+        let c = &self.counters;
+        RequestCounts {
+            put: c.put.load(Ordering::Relaxed),
+            get: c.get.load(Ordering::Relaxed),
+            head: c.head.load(Ordering::Relaxed),
+            list: c.list.load(Ordering::Relaxed),
+            delete: c.delete.load(Ordering::Relaxed),
+        }
+    }
+
+    fn object(kind: FileKind, name: &str) -> Result<String> {
+        validate_name(name)?;
+        Ok(kind.display_path(name))
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    fn remote_error(
+        &self,
+        op: &'static str,
+        kind: FileKind,
+        name: &str,
+    ) -> impl FnOnce(opendal::Error) -> Error {
+        let object = format!("{} in {}", kind.display_path(name), self.location);
+        let name = name.to_string();
+        move |e| match e.kind() {
+            ErrorKind::NotFound => Error::NotFound {
+                kind: kind.label(),
+                name,
+            },
+            _ => remote(op, object, &e),
+        }
+    }
+}
+
+/// A [`Error::Remote`] from an opendal error, with the HTTP status when the server answered.
+fn remote(op: &'static str, object: String, e: &opendal::Error) -> Error {
+    let text = e.to_string();
+    let status = http_status(&text);
+    let mut reason = match status {
+        Some(_) => s3_error_text(e.message()),
+        None => {
+            // No answer: the cause is in the source chain (connection refused, timed out).
+            let mut cause = e.message().to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                cause = s.to_string();
+                source = s.source();
+            }
+            if cause.is_empty() { text } else { cause }
+        }
+    };
+    const LONGEST: usize = 400;
+    if reason.len() > LONGEST {
+        let mut cut = LONGEST;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    Error::Remote {
+        op,
+        object,
+        status,
+        reason,
+    }
+}
+
+/// `CODE: message` from the S3 error body opendal quotes (`S3Error { code: "AccessDenied",
+/// message: "...", ... }`); the text as it is when it is not one.
+fn s3_error_text(text: &str) -> String {
+    let field = |name: &str| {
+        let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+        let end = text[start..].find("\", ")?;
+        Some(&text[start..start + end])
+    };
+    match (field("code"), field("message")) {
+        (Some(code), Some(message)) if !code.is_empty() => format!("{code}: {message}"),
+        _ => text.to_string(),
+    }
+}
+
+/// The HTTP status of the response an opendal error carries (`status: 403` in its context).
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("status: ")? + "status: ".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|s| (100..600).contains(s))
+}
+
+impl Backend for ObjectBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let object = Self::object(kind, name)?;
+        Counters::bump(&self.counters.put);
+        let body = opendal::Buffer::from(data.to_vec());
+        self.block_on(async {
+            self.operator
+                .write_with(&object, body)
+                .chunk(self.part_size)
+                .concurrent(2)
+                .await
+        })
+        .map(|_| ())
+        .map_err(self.remote_error("upload", kind, name))
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let object = Self::object(kind, name)?;
+        Counters::bump(&self.counters.get);
+        self.block_on(self.operator.read(&object))
+            .map(|buffer| buffer.to_vec())
+            .map_err(self.remote_error("download", kind, name))
+    }
+
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let object = Self::object(kind, name)?;
+        let end = offset.checked_add(len);
+        if len == 0 || end.is_none() {
+            // Nothing to fetch (or no such range): the size alone decides.
+            let size = self.size(kind, name)?;
+            check_range(kind, name, offset, len, size)?;
+            return Ok(Vec::new());
+        }
+        let end = end.unwrap_or(u64::MAX);
+        Counters::bump(&self.counters.get);
+        let fetched =
+            self.block_on(async { self.operator.read_with(&object).range(offset..end).await });
+        let data = match fetched {
+            Ok(buffer) => buffer.to_vec(),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(self.remote_error("download", kind, name)(e));
+            }
+            Err(e) => {
+                // A range past the end fails in several ways (HTTP 416, or a body shorter
+                // than asked for): the object's size tells them from real failures.
+                let size = self.size(kind, name)?;
+                check_range(kind, name, offset, len, size)?;
+                return Err(self.remote_error("download", kind, name)(e));
+            }
+        };
+        if data.len() as u64 == len {
+            return Ok(data);
+        }
+        // The store answered with less than asked: the range runs past the end.
+        let size = self.size(kind, name)?;
+        check_range(kind, name, offset, len, size)?;
+        Err(Error::ShortRead {
+            kind: kind.label(),
+            name: name.to_string(),
+            offset,
+            len,
+            size,
+        })
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let object = Self::object(kind, name)?;
+        Counters::bump(&self.counters.head);
+        self.block_on(self.operator.stat(&object))
+            .map(|meta| meta.content_length())
+            .map_err(self.remote_error("look up", kind, name))
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+        if kind == FileKind::Config {
+            return Ok(if self.exists(kind, CONFIG_NAME)? {
+                vec![CONFIG_NAME.to_string()]
+            } else {
+                Vec::new()
+            });
+        }
+        let prefix = format!("{}/", kind.dir());
+        Counters::bump(&self.counters.list);
+        let entries = self
+            .block_on(async { self.operator.list_with(&prefix).recursive(true).await })
+            .map_err(|e| remote("list", format!("{prefix} in {}", self.location), &e))?;
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter(|entry| entry.metadata().is_file())
+            .filter_map(|entry| {
+                let name = entry.path().rsplit('/').next()?;
+                // Dot-names are reserved for files in progress, as on a local disk.
+                (validate_name(name).is_ok()).then(|| name.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        let object = Self::object(kind, name)?;
+        Counters::bump(&self.counters.delete);
+        match self.block_on(self.operator.delete(&object)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.remote_error("delete", kind, name)(e)),
+        }
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        match self.size(kind, name) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_status;
+
+    #[test]
+    fn finds_the_status_of_a_response() {
+        let text = "PermissionDenied (persistent) at read, context: { response: Parts { \
+                    status: 403, version: HTTP/1.1 } } => AccessDenied";
+        assert_eq!(http_status(text), Some(403));
+        assert_eq!(
+            http_status("Unexpected (temporary) at read => connection refused"),
+            None
+        );
+        assert_eq!(http_status("status: 42"), None);
+    }
+
+    #[test]
+    fn quotes_the_code_and_message_of_an_s3_error() {
+        let text = r#"S3Error { code: "NoSuchBucket", message: "Bucket not found: b", resource: "/b/config", request_id: "" }"#;
+        assert_eq!(
+            super::s3_error_text(text),
+            "NoSuchBucket: Bucket not found: b"
+        );
+        assert_eq!(super::s3_error_text("plain text"), "plain text");
+    }
+}
