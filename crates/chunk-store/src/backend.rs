@@ -116,6 +116,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Whether the file exists.
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
+
+    /// Whether every request goes over a network (an object store), so that callers should
+    /// keep local copies of what they read often. `false` unless a backend says otherwise.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// The name of the config file.

@@ -177,6 +177,14 @@ pub enum Error {
         /// What the server or the network said.
         reason: String,
     },
+    /// The client for a remote store could not be set up (nothing was sent yet).
+    #[error("cannot reach the repository at {location}: {reason}")]
+    RemoteSetup {
+        /// The repository location.
+        location: String,
+        /// What is missing or wrong, and what to set.
+        reason: String,
+    },
     /// A repository location could not be understood.
     #[error("invalid repository location {location:?}: {reason}")]
     InvalidLocation {

@@ -47,6 +47,7 @@ mod index_file;
 mod keys;
 mod lock_file;
 mod pack;
+mod pack_cache;
 mod seal;
 mod store;
 

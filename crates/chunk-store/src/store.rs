@@ -18,6 +18,7 @@ use crate::index_file::{self, IndexedPack};
 use crate::keys::{self, KdfParams, KeyInfo, KeyOrigin, MasterKey, Unwrapped};
 use crate::lock_file::{self, LockInfo};
 use crate::pack::{self, PackBuilder, PackEntry};
+use crate::pack_cache::PackCache;
 use crate::seal::Sealer;
 
 /// Largest blob the store accepts (the chunker's maximum chunk is 16 MiB).
@@ -218,6 +219,8 @@ pub struct ChunkStore {
     state: Mutex<WriteState>,
     /// Index files the last sync could not read, with why.
     unreadable_index_files: Mutex<Vec<(String, String)>>,
+    /// Local copies of tree packs, for remote backends.
+    tree_packs: Option<PackCache>,
 }
 
 impl ChunkStore {
@@ -441,7 +444,28 @@ impl ChunkStore {
             index,
             state: Mutex::new(WriteState::default()),
             unreadable_index_files: Mutex::new(Vec::new()),
+            tree_packs: None,
         })
+    }
+
+    /// Keeps a local copy of every tree pack read, in `dir`, and reads trees from it: for
+    /// repositories on remote stores, where each tree would otherwise cost a request. Blobs
+    /// read from a copy are verified as any other; a copy that fails is dropped and the read
+    /// goes to the backend.
+    pub fn with_tree_pack_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tree_packs = Some(PackCache::new(dir.into()));
+        self
+    }
+
+    /// Deletes pack `pack` from the repository (and its local copy, if any).
+    ///
+    /// Errors: as [`Backend::delete`].
+    pub fn delete_pack(&self, pack: &str) -> Result<()> {
+        self.backend.delete(FileKind::Pack, pack)?;
+        if let Some(cache) = &self.tree_packs {
+            cache.forget(pack);
+        }
+        Ok(())
     }
 
     fn state(&self) -> MutexGuard<'_, WriteState> {
@@ -788,6 +812,22 @@ impl ChunkStore {
     /// [`Error::Corrupt`] naming the pack and offset when the stored bytes are damaged.
     pub fn get_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
         if let Some(location) = self.locate(id)? {
+            if location.kind == BlobKind::Tree
+                && let Some(cache) = &self.tree_packs
+            {
+                let pack = location.pack.to_hex();
+                let sealed = cache.read_range(
+                    self.backend.as_ref(),
+                    &pack,
+                    location.offset,
+                    u64::from(location.length),
+                )?;
+                match self.decode_blob(id, &location, &sealed) {
+                    Ok(blob) => return Ok(blob),
+                    // The local copy may be what is damaged: drop it, ask the store.
+                    Err(_) => cache.forget(&pack),
+                }
+            }
             let sealed = self.backend.read_range(
                 FileKind::Pack,
                 &location.pack.to_hex(),

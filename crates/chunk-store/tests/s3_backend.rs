@@ -108,6 +108,21 @@ fn large_objects_go_up_in_parts_and_come_back_whole() {
         &data[start as usize..start as usize + 300]
     );
     assert_eq!(backend.list(FileKind::Pack).unwrap(), ["big"]);
+    // The server saw one multipart upload of three parts.
+    let log = server.log();
+    assert!(
+        log.contains("POST /respaldo/multipart/packs/big?uploads"),
+        "{log}"
+    );
+    assert!(log.contains("packs/big?partNumber=3&"), "{log}");
+    assert!(!log.contains("partNumber=4&"), "{log}");
+    // An object no larger than a part is one plain PUT.
+    backend
+        .write(FileKind::Pack, "small", &data[..5 << 20])
+        .unwrap();
+    let log = server.log();
+    assert!(!log.contains("packs/small?uploads"), "{log}");
+    assert!(log.contains("PUT /respaldo/multipart/packs/small"), "{log}");
 }
 
 #[test]

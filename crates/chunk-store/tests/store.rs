@@ -768,3 +768,50 @@ fn a_pack_lost_during_add_makes_the_next_flush_fail() {
         other => panic!("expected BlobsLost, got {other:?}"),
     }
 }
+
+#[test]
+fn trees_come_from_a_local_copy_of_their_pack_and_a_damaged_copy_is_fetched_again() {
+    let memory = MemoryBackend::new();
+    let backend: Arc<dyn Backend> = Arc::new(memory.clone());
+    let (cache, store) = init(backend.clone(), true);
+    let trees: Vec<Vec<u8>> = (0..20).map(|i| text(i, 3_000)).collect();
+    let ids: Vec<ChunkId> = trees
+        .iter()
+        .map(|t| store.add_blob(BlobKind::Tree, t).unwrap().id)
+        .collect();
+    let data = store.add_blob(BlobKind::Data, &noise(1, 5_000)).unwrap().id;
+    store.flush().unwrap();
+    drop(store);
+
+    let copies = cache.path().join("tree-packs");
+    let store = reopen(backend.clone(), &cache).with_tree_pack_cache(&copies);
+    assert_eq!(store.get_blob(&ids[0]).unwrap(), trees[0]);
+    let pack = store.locate(&ids[0]).unwrap().unwrap().pack.to_hex();
+    let copy = copies.join(&pack);
+    assert!(copy.is_file(), "no local copy of the tree pack");
+    // Data packs are not copied.
+    assert_eq!(store.get_blob(&data).unwrap(), noise(1, 5_000));
+    assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 1);
+
+    // Later trees of that pack come from the copy: the store no longer needs it.
+    let stored = memory.read(FileKind::Pack, &pack).unwrap();
+    memory.delete(FileKind::Pack, &pack).unwrap();
+    for (id, tree) in ids.iter().zip(&trees) {
+        assert_eq!(&store.get_blob(id).unwrap(), tree);
+    }
+
+    // A damaged copy is dropped, and the tree read from the store again.
+    memory.write(FileKind::Pack, &pack, &stored).unwrap();
+    let mut damaged = std::fs::read(&copy).unwrap();
+    let at = damaged.len() / 3;
+    damaged[at] ^= 0xff;
+    std::fs::write(&copy, &damaged).unwrap();
+    for (id, tree) in ids.iter().zip(&trees) {
+        assert_eq!(&store.get_blob(id).unwrap(), tree);
+    }
+
+    // Deleting the pack through the store deletes the copy too.
+    store.delete_pack(&pack).unwrap();
+    assert!(!copy.exists());
+    assert!(!memory.exists(FileKind::Pack, &pack).unwrap());
+}

@@ -172,8 +172,14 @@ impl Repository {
     ) -> Result<Self> {
         let location = backend.location();
         let config = ChunkStore::read_config(backend.as_ref())?;
-        let index = index_path(cache_dir, &config.repository_id_hex());
-        let store = Arc::new(ChunkStore::open(backend, password, index)?);
+        let id = config.repository_id_hex();
+        let remote = backend.is_remote();
+        let mut store = ChunkStore::open(backend, password, index_path(cache_dir, &id))?;
+        if remote {
+            // Trees are read one request each otherwise (one per folder of a snapshot).
+            store = store.with_tree_pack_cache(cache_dir.join(&id).join("tree-packs"));
+        }
+        let store = Arc::new(store);
         Ok(Self {
             store,
             location,

@@ -36,6 +36,8 @@ pub struct S3Server {
     config: PathBuf,
     s3_port: u16,
     process: Option<Child>,
+    /// Bucket and key exist: a restart waits for the bucket to answer.
+    ready: bool,
     /// The access key id, allowed to read and write [`BUCKET`].
     pub access_key_id: String,
     /// Its secret.
@@ -61,11 +63,12 @@ pub fn garage_binary() -> Option<PathBuf> {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on loopback")
+/// Two distinct free ports on loopback (both held until both are chosen).
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("no free port on loopback");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("bound socket has an address").port();
+    (port(&a), port(&b))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -96,8 +99,7 @@ impl S3Server {
             .prefix("respaldo-garage-")
             .tempdir()
             .expect("cannot create a folder for the server");
-        let rpc_port = free_port();
-        let s3_port = free_port();
+        let (rpc_port, s3_port) = free_ports();
         let config = dir.path().join("garage.toml");
         let root = dir.path().display();
         std::fs::write(
@@ -125,6 +127,7 @@ impl S3Server {
             config,
             s3_port,
             process: None,
+            ready: false,
             access_key_id: String::new(),
             secret_access_key: String::new(),
         };
@@ -158,6 +161,7 @@ impl S3Server {
             "--key",
             "respaldo-test",
         ]);
+        server.ready = true;
         server.wait_for_bucket();
         Some(server)
     }
@@ -211,6 +215,9 @@ impl S3Server {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
         if let Some(mut watchdog) = self.process.take() {
+            // The watchdog ends with the server; kill it too, in case the server's pid was
+            // never written.
+            let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
         let _ = std::fs::remove_file(self.pid_file());
@@ -258,6 +265,9 @@ impl S3Server {
             if status.is_ok_and(|s| s.success())
                 && TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok()
             {
+                if self.ready {
+                    self.wait_for_bucket();
+                }
                 return;
             }
             assert!(
@@ -270,11 +280,17 @@ impl S3Server {
     }
 
     fn wait_for_bucket(&self) {
-        // A fresh layout takes a moment before the bucket accepts requests; an anonymous
-        // GET answers 403 once the API serves the bucket.
+        // A fresh layout (or a restarted node) takes a moment before the bucket accepts
+        // requests; an anonymous GET answers 403 once the API serves the bucket.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the Garage bucket did not answer within 30 s; the server's log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
             if let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.s3_port)) {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                 let request = format!(
                     "GET /{BUCKET}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                 );
@@ -300,6 +316,11 @@ impl S3Server {
         (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
     }
 
+    /// What the server logged so far (one line per request it served, among others).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
     /// The server's data folder (for tests that look at what it stored).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -314,11 +335,21 @@ impl Drop for S3Server {
 
 /// A TCP proxy in front of a server that forwards everything until told to stall; a stalled
 /// proxy accepts connections and reads requests but never answers, as a hung server does.
-/// It also counts the connections it accepted.
+/// It also counts the connections it accepted. Dropping it ends its threads.
 pub struct StallProxy {
     port: u16,
     stalled: Arc<AtomicBool>,
     connections: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
 }
 
 impl StallProxy {
@@ -331,9 +362,13 @@ impl StallProxy {
             .port();
         let stalled = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicU64::new(0));
-        let (flag, count) = (stalled.clone(), connections.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (flag, count, done) = (stalled.clone(), connections.clone(), closed.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(client) = client else { continue };
                 count.fetch_add(1, Ordering::Relaxed);
                 let flag = flag.clone();
@@ -344,6 +379,7 @@ impl StallProxy {
             port,
             stalled,
             connections,
+            closed,
         }
     }
 

@@ -114,6 +114,13 @@ impl S3Location {
                 if host.is_empty() {
                     return Err(invalid("the server's host name is missing"));
                 }
+                if host.contains('@') {
+                    // They would show in every message, event and log row.
+                    return Err(invalid(
+                        "credentials do not belong in the location: give them in \
+                         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    ));
+                }
                 (Some(format!("{scheme}://{host}")), path)
             }
             None => (None, rest),
@@ -192,10 +199,8 @@ impl S3Location {
             }
             None => {
                 let Some(region) = region else {
-                    return Err(Error::Remote {
-                        op: "set up a client for",
-                        object: self.to_string(),
-                        status: None,
+                    return Err(Error::RemoteSetup {
+                        location: self.to_string(),
                         reason: "no region given for AWS S3: set AWS_REGION (for example \
                                  AWS_REGION=eu-west-1)"
                             .to_string(),
@@ -204,11 +209,9 @@ impl S3Location {
                 builder.region(&region).enable_virtual_host_style()
             }
         };
-        let operator = opendal::Operator::new(builder).map_err(|e| Error::Remote {
-            op: "set up a client for",
-            object: self.to_string(),
-            status: None,
-            reason: e.to_string(),
+        let operator = opendal::Operator::new(builder).map_err(|e| Error::RemoteSetup {
+            location: self.to_string(),
+            reason: format!("the S3 client cannot be set up: {e}"),
         })?;
         ObjectBackend::new(operator, self.to_string(), policy)
     }
@@ -332,6 +335,7 @@ mod tests {
             "s3:Bucket_Name",
             "s3:bucket//x",
             "s3:bucket/../x",
+            "s3:https://key:secret@host/bucket",
         ] {
             let err = parse(bad).unwrap_err();
             assert!(

@@ -26,8 +26,10 @@ pub const DEFAULT_PART_SIZE: usize = 32 << 20;
 /// How the backend talks to the store: time limits and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestPolicy {
-    /// Longest wait for one request (or one read or write of a body part) before it is
-    /// abandoned and, if retries remain, tried again.
+    /// Longest wait for one request, its transfer included, before it is abandoned and, if
+    /// retries remain, tried again. The default lets a 16 MiB pack go up at 1.1 Mbit/s.
+    /// A fixed limit rather than one on idle connections, since that is what the store
+    /// client offers; slower links need a larger value.
     pub timeout: Duration,
     /// How many times a failed request that may succeed later (a timeout, a refused
     /// connection, HTTP 429 or 5xx) is tried again, with exponential backoff and jitter.
@@ -40,7 +42,7 @@ pub struct RequestPolicy {
 impl Default for RequestPolicy {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(120),
             retries: 5,
             part_size: DEFAULT_PART_SIZE,
         }
@@ -78,11 +80,24 @@ impl Counters {
     }
 }
 
+/// The backend's own runtime. Shut down in the background when the last clone goes, so that
+/// dropping a backend inside some other async runtime does not panic.
+#[derive(Debug)]
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A [`Backend`] over an object store.
 #[derive(Debug, Clone)]
 pub struct ObjectBackend {
     operator: Operator,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<Runtime>,
     location: String,
     part_size: usize,
     counters: Arc<Counters>,
@@ -99,11 +114,9 @@ impl ObjectBackend {
             .thread_name("respaldo-object-store")
             .enable_all()
             .build()
-            .map_err(|e| Error::Remote {
-                op: "start the network runtime for",
-                object: location.clone(),
-                status: None,
-                reason: e.to_string(),
+            .map_err(|e| Error::RemoteSetup {
+                location: location.clone(),
+                reason: format!("cannot start the network runtime: {e}"),
             })?;
         // Timeouts inside retries, so that a request that timed out is tried again.
         let operator = operator
@@ -121,7 +134,7 @@ impl ObjectBackend {
             );
         Ok(Self {
             operator,
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(Runtime(Some(runtime))),
             location,
             part_size: policy.part_size.max(5 << 20),
             counters: Arc::default(),
@@ -145,8 +158,27 @@ impl ObjectBackend {
         Ok(kind.display_path(name))
     }
 
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// Runs `future` on the backend's runtime and waits for it. The future runs on the
+    /// runtime's threads, not the caller's, so that a caller inside another async runtime
+    /// may call the (blocking) backend without tokio refusing to nest runtimes.
+    fn block_on<T, F>(&self, future: F) -> std::result::Result<T, opendal::Error>
+    where
+        F: std::future::Future<Output = std::result::Result<T, opendal::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let runtime = self.runtime.0.as_ref().ok_or_else(|| {
+            opendal::Error::new(ErrorKind::Unexpected, "the network runtime is shut down")
+        })?;
+        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = send.send(future.await);
+        });
+        receive.recv().unwrap_or_else(|_| {
+            Err(opendal::Error::new(
+                ErrorKind::Unexpected,
+                "the network runtime stopped a request",
+            ))
+        })
     }
 
     fn remote_error(
@@ -230,16 +262,31 @@ impl Backend for ObjectBackend {
         self.location.clone()
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let object = Self::object(kind, name)?;
         Counters::bump(&self.counters.put);
         let body = opendal::Buffer::from(data.to_vec());
-        self.block_on(async {
-            self.operator
-                .write_with(&object, body)
-                .chunk(self.part_size)
+        let (operator, part_size) = (self.operator.clone(), self.part_size);
+        self.block_on(async move {
+            let mut writer = operator
+                .writer_with(&object)
+                .chunk(part_size)
                 .concurrent(2)
-                .await
+                .await?;
+            let written = match writer.write(body).await {
+                Ok(()) => writer.close().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if written.is_err() {
+                // A multipart upload left open keeps its parts (and their cost) on the
+                // store until aborted.
+                let _ = writer.abort().await;
+            }
+            written
         })
         .map(|_| ())
         .map_err(self.remote_error("upload", kind, name))
@@ -248,7 +295,8 @@ impl Backend for ObjectBackend {
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         let object = Self::object(kind, name)?;
         Counters::bump(&self.counters.get);
-        self.block_on(self.operator.read(&object))
+        let operator = self.operator.clone();
+        self.block_on(async move { operator.read(&object).await })
             .map(|buffer| buffer.to_vec())
             .map_err(self.remote_error("download", kind, name))
     }
@@ -264,8 +312,9 @@ impl Backend for ObjectBackend {
         }
         let end = end.unwrap_or(u64::MAX);
         Counters::bump(&self.counters.get);
+        let operator = self.operator.clone();
         let fetched =
-            self.block_on(async { self.operator.read_with(&object).range(offset..end).await });
+            self.block_on(async move { operator.read_with(&object).range(offset..end).await });
         let data = match fetched {
             Ok(buffer) => buffer.to_vec(),
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -282,22 +331,26 @@ impl Backend for ObjectBackend {
         if data.len() as u64 == len {
             return Ok(data);
         }
-        // The store answered with less than asked: the range runs past the end.
+        // The store answered with less than asked: the range runs past the end, or the
+        // answer was cut short.
         let size = self.size(kind, name)?;
         check_range(kind, name, offset, len, size)?;
-        Err(Error::ShortRead {
-            kind: kind.label(),
-            name: name.to_string(),
-            offset,
-            len,
-            size,
+        Err(Error::Remote {
+            op: "download",
+            object: format!("{} in {}", kind.display_path(name), self.location),
+            status: None,
+            reason: format!(
+                "the server sent {} of the {len} bytes asked for at offset {offset}",
+                data.len()
+            ),
         })
     }
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
         let object = Self::object(kind, name)?;
         Counters::bump(&self.counters.head);
-        self.block_on(self.operator.stat(&object))
+        let operator = self.operator.clone();
+        self.block_on(async move { operator.stat(&object).await })
             .map(|meta| meta.content_length())
             .map_err(self.remote_error("look up", kind, name))
     }
@@ -312,8 +365,12 @@ impl Backend for ObjectBackend {
         }
         let prefix = format!("{}/", kind.dir());
         Counters::bump(&self.counters.list);
+        let operator = self.operator.clone();
+        let listed = prefix.clone();
+        // Not recursive: files in deeper folders (a local layout's `packs/ab/NAME` copied
+        // as is) are not this repository's files and would not read back by name.
         let entries = self
-            .block_on(async { self.operator.list_with(&prefix).recursive(true).await })
+            .block_on(async move { operator.list(&listed).await })
             .map_err(|e| remote("list", format!("{prefix} in {}", self.location), &e))?;
         let mut names: Vec<String> = entries
             .iter()
@@ -332,7 +389,8 @@ impl Backend for ObjectBackend {
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         let object = Self::object(kind, name)?;
         Counters::bump(&self.counters.delete);
-        match self.block_on(self.operator.delete(&object)) {
+        let operator = self.operator.clone();
+        match self.block_on(async move { operator.delete(&object).await }) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.remote_error("delete", kind, name)(e)),

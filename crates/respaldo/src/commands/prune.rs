@@ -391,7 +391,7 @@ impl Repository {
         }
         for (pack, fate) in &fates {
             if matches!(fate, Fate::Delete | Fate::Repack) && !fresh_packs.contains(pack) {
-                backend.delete(FileKind::Pack, &pack.to_hex())?;
+                store.delete_pack(&pack.to_hex())?;
             }
         }
         for name in &unindexed {
@@ -399,7 +399,7 @@ impl Repository {
                 .parse::<ChunkId>()
                 .is_ok_and(|p| fresh_packs.contains(&p));
             if !fresh {
-                backend.delete(FileKind::Pack, name)?;
+                store.delete_pack(name)?;
             }
         }
         // The local index still lists the deleted packs.

@@ -362,7 +362,7 @@ impl Repository {
             outcome.index_files_removed += 1;
         }
         for pack in &salvaged {
-            backend.delete(FileKind::Pack, &pack.to_hex())?;
+            store.delete_pack(&pack.to_hex())?;
         }
         store.rebuild_index()?;
         Ok(outcome)
