@@ -9,6 +9,7 @@
 mod analyze;
 mod basics;
 mod browse;
+mod copy;
 mod damage;
 mod errors;
 mod events;

@@ -7,6 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -316,27 +317,32 @@ fn server_stopped_during_a_backup_commits_nothing_and_the_next_backup_works() {
     write_source(&kept, 5, 9);
     repo.backup(&[kept.as_os_str()]);
 
-    // Enough data for several packs; hold the backup once its first pack is up, then stop the
-    // server under it.
-    let source = repo.env.path("big");
-    fs::create_dir_all(&source).unwrap();
-    for i in 0..6u64 {
-        fs::write(
-            source.join(format!("big{i}")),
-            tree::pseudo_random(12 << 20, 500 + i),
-        )
+    // A backup from standard input that the test feeds: it cannot finish before the test
+    // lets it. Once its first pack is up, the server goes away under it.
+    let backend = raw_backend(&server, "crash");
+    let packs_before = backend.list(FileKind::Pack).unwrap().len();
+    let mut child = repo
+        .command(["backup", "--stdin", "--stdin-filename", "stream.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    }
-    let packs_before = objects(&server, "crash", FileKind::Pack).len();
-    let child = repo.spawn([OsStr::new("backup"), source.as_os_str()]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&tree::pseudo_random(40 << 20, 500))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while objects(&server, "crash", FileKind::Pack).len() == packs_before {
+    while backend.list(FileKind::Pack).unwrap().len() == packs_before {
         assert!(Instant::now() < deadline, "the backup wrote no pack");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
     proxy.set_stalled(true);
     server.stop();
     proxy.set_stalled(false);
+    // The rest of the stream; the backup may already have given up.
+    let _ = stdin.write_all(&tree::pseudo_random(8 << 20, 501));
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert_ne!(code(&out), 0, "{}", describe(&out));
     let message = stderr(&out);
@@ -345,6 +351,15 @@ fn server_stopped_during_a_backup_commits_nothing_and_the_next_backup_works() {
         "{message}"
     );
 
+    let source = repo.env.path("big");
+    fs::create_dir_all(&source).unwrap();
+    for i in 0..3u64 {
+        fs::write(
+            source.join(format!("big{i}")),
+            tree::pseudo_random(12 << 20, 500 + i),
+        )
+        .unwrap();
+    }
     server.resume();
     assert_eq!(repo.snapshot_count(), 1, "a snapshot was committed");
     repo.ok(["check"]);
@@ -437,4 +452,66 @@ fn wrong_credentials_are_refused_with_the_http_status() {
         message.contains("HTTP 403") && message.contains("AWS_ACCESS_KEY_ID"),
         "{message}"
     );
+}
+
+#[test]
+fn copy_moves_snapshots_from_a_local_repository_to_s3_and_back() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    // A local repository with two snapshots.
+    let local = Env::new();
+    let source = local.path("data");
+    write_source(&source, 20, 40);
+    local.backup(&[&source]);
+    fs::write(source.join("d2/added"), tree::pseudo_random(200_000, 41)).unwrap();
+    local.backup(&[&source]);
+
+    // Into a bucket with its own password: both snapshots, restorable from there.
+    let mut remote = Bucket::new(&server, "copied");
+    remote.env.password = Some("another password".to_string());
+    remote.ok(["init"]);
+    let copy_from = |dest: &Bucket, from: &Path, password: &str| {
+        let mut cmd = dest.command([
+            OsStr::new("copy"),
+            OsStr::new("--from-repo"),
+            from.as_os_str(),
+        ]);
+        cmd.env("RESPALDO_FROM_PASSWORD", password);
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+    };
+    copy_from(&remote, &local.repo, crate::util::PASSWORD);
+    assert_eq!(remote.snapshot_count(), 2);
+    let target = remote.env.path("from-s3");
+    remote.restore("latest", &target);
+    assert_same(&source, &target);
+    // Again: nothing new to copy, nothing uploaded.
+    let packs = objects(&server, "copied", FileKind::Pack);
+    copy_from(&remote, &local.repo, crate::util::PASSWORD);
+    assert_eq!(remote.snapshot_count(), 2);
+    assert_eq!(objects(&server, "copied", FileKind::Pack), packs);
+
+    // And back, from the bucket into a new local repository.
+    let back = Env::new();
+    let mut cmd = back.command();
+    cmd.args(["copy", "--repo"])
+        .arg(&back.repo)
+        .arg("--from-repo")
+        .arg(&remote.location)
+        .env("RESPALDO_FROM_PASSWORD", "another password");
+    for (name, value) in server.env() {
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(back.snapshots().len(), 2);
+    let target = back.path("back-home");
+    back.ok([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("--target"),
+        target.as_os_str(),
+    ]);
+    assert_same(&source, &target);
 }

@@ -136,6 +136,8 @@ pub enum Command {
     Key(crate::commands::key::KeyArgs),
     /// Check that every snapshot can be restored; `--read-data` also verifies every blob.
     Check(crate::commands::check::CheckArgs),
+    /// Copy snapshots from another repository (--from-repo) into this one.
+    Copy(CopyArgs),
     /// Delete data no snapshot needs any more (after `forget`).
     Prune(crate::commands::prune::PruneArgs),
     /// Rebuild the index from the packs, or write snapshots without lost files.
@@ -266,6 +268,29 @@ pub struct SnapshotsArgs {
     /// Which snapshots to list.
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// `copy`.
+#[derive(Debug, ClapArgs)]
+#[command(after_help = crate::commands::copy::AFTER_HELP)]
+pub struct CopyArgs {
+    /// Snapshots of the source to copy: ids, unique id prefixes or `latest` (default: every
+    /// snapshot passing the filters).
+    #[arg(value_name = "SNAPSHOT", value_parser = parse_snapshot)]
+    pub snapshots: Vec<SnapshotSpec>,
+    /// The repository to copy from: a folder or an `s3:` location, as --repo (the destination).
+    #[arg(long, env = "RESPALDO_FROM_REPOSITORY", value_name = "LOCATION")]
+    pub from_repo: PathBuf,
+    /// Read the source repository's password from FILE (first line); else
+    /// RESPALDO_FROM_PASSWORD, else a prompt on a terminal.
+    #[arg(long, env = "RESPALDO_FROM_PASSWORD_FILE", value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Which snapshots of the source to copy.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only list what would be copied and what skipped; read no data, write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// `restore`.

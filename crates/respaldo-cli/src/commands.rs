@@ -14,6 +14,7 @@ use crate::password::{self, MissingPassword};
 pub mod analyze;
 mod backup;
 pub mod check;
+pub mod copy;
 mod diff;
 mod dump;
 mod events;
@@ -51,6 +52,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Command::Unlock(a) => unlock::run(global, &ui, a),
         Command::Key(a) => key::run(global, &ui, a),
         Command::Check(a) => check::run(global, &ui, a),
+        Command::Copy(a) => copy::run(global, &ui, a),
         Command::Prune(a) => prune::run(global, &ui, a),
         Command::Repair(a) => repair::run(global, &ui, a),
         Command::Log(a) => log::run(global, &ui, a),

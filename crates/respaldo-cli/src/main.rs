@@ -40,8 +40,12 @@ fn report(err: &anyhow::Error) -> ExitCode {
     let engine = err
         .chain()
         .find_map(|e| e.downcast_ref::<respaldo::Error>());
-    let missing_password = err.chain().any(|e| e.is::<password::MissingPassword>());
+    let missing_password = err
+        .chain()
+        .any(|e| e.is::<password::MissingPassword>() || e.is::<commands::copy::SourcePassword>());
     let (code, hint) = match engine {
+        // Its own message says which password was wrong and where it comes from.
+        _ if missing_password => (EXIT_WRONG_PASSWORD, None),
         Some(e) if e.is_no_repository() => (EXIT_NO_REPOSITORY, None),
         Some(e) if e.is_locked() => (EXIT_LOCKED, None),
         Some(e) if e.is_wrong_password() => (
@@ -50,7 +54,6 @@ fn report(err: &anyhow::Error) -> ExitCode {
                 "check RESPALDO_PASSWORD or the password file (--password-file, RESPALDO_PASSWORD_FILE)",
             ),
         ),
-        _ if missing_password => (EXIT_WRONG_PASSWORD, None),
         _ => (1, None),
     };
     let mut stderr = std::io::stderr().lock();

@@ -36,23 +36,33 @@ impl std::error::Error for MissingPassword {}
 
 /// The password given by file or environment, if any.
 pub fn given(global: &Global) -> Result<Option<String>> {
-    if let Some(file) = &global.password_file {
+    from_file_or_env(global.password_file.as_deref(), PASSWORD_ENV)
+}
+
+/// The first line of `file` when one is named, else the variable `env` when it is set.
+pub fn from_file_or_env(file: Option<&Path>, env: &str) -> Result<Option<String>> {
+    if let Some(file) = file {
         return read_file(file).map(Some);
     }
-    match std::env::var(PASSWORD_ENV) {
+    match std::env::var(env) {
         Ok(p) => Ok(Some(p)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{PASSWORD_ENV} is not valid UTF-8"),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{env} is not valid UTF-8"),
     }
 }
 
 /// Asks for the password of an existing repository on the terminal; `None` without a terminal.
 pub fn prompt_existing() -> Result<Option<String>> {
+    prompt("enter password for repository: ")
+}
+
+/// Asks for a password on the terminal with `prompt`; `None` without a terminal.
+pub fn prompt(prompt: &str) -> Result<Option<String>> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let password = rpassword::prompt_password("enter password for repository: ")
-        .context("cannot read the password from the terminal")?;
+    let password =
+        rpassword::prompt_password(prompt).context("cannot read the password from the terminal")?;
     Ok(Some(password))
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod analyze;
 pub(crate) mod backup;
 pub(crate) mod check;
+pub(crate) mod copy;
 pub(crate) mod diff;
 pub(crate) mod dump;
 pub(crate) mod forget;

@@ -113,6 +113,37 @@ pub enum Error {
         /// How many of the snapshots to remove are still there, the failed one included.
         remaining: usize,
     },
+    /// `copy` could not read, from the source repository, something a snapshot needs (a
+    /// damaged or missing blob or tree): that snapshot was not copied, and no manifest refers
+    /// to what was stored for it in the destination.
+    #[error(
+        "snapshot {} was not copied: cannot read {path} from the source repository: {source}. \
+         Nothing in the destination refers to it; `respaldo repair snapshots` in the source \
+         repository writes a copy of it without the damaged files, which can then be copied",
+        crate::commands::copy::short(snapshot)
+    )]
+    CopySource {
+        /// The snapshot's id in the source.
+        snapshot: chunker::ChunkId,
+        /// The path in the snapshot whose data or folder could not be read.
+        path: String,
+        /// What went wrong (it names the pack or blob).
+        #[source]
+        source: Box<Error>,
+    },
+    /// `copy` stopped on an error writing the destination (or losing its lock). The snapshots
+    /// copied before it are complete.
+    #[error(
+        "copy stopped: {source}. {copied} snapshot(s) were copied before it; once the cause is \
+         fixed, run the copy again: what the destination already has is skipped"
+    )]
+    CopyStopped {
+        /// How many snapshots were copied before the error.
+        copied: usize,
+        /// What stopped it.
+        #[source]
+        source: Box<Error>,
+    },
     /// Restored content does not match what the snapshot says.
     #[error("restored {path} does not match the snapshot: {reason}")]
     Verify {

@@ -1,4 +1,4 @@
-//! Events: every operation (backup, restore, forget, prune, check) announces that it started
+//! Events: every operation (backup, restore, forget, prune, check, copy) announces that it started
 //! and how it ended, as an [`Event`] handed to every [`EventSink`] registered on the
 //! [`Repository`].
 //!
@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::commands::backup::BackupOutcome;
 use crate::commands::check::CheckOutcome;
+use crate::commands::copy::CopyOutcome;
 use crate::commands::forget::ForgetOutcome;
 use crate::commands::prune::PruneOutcome;
 use crate::commands::restore::RestoreOutcome;
@@ -57,6 +58,12 @@ pub enum EventKind {
     CheckCompleted,
     /// `EVT_CHECK_FAILED`: a check found damage, or could not run.
     CheckFailed,
+    /// `EVT_COPY_STARTED`: a copy of snapshots from another repository begins.
+    CopyStarted,
+    /// `EVT_COPY_COMPLETED`: a copy copied (or skipped) every snapshot it was asked to.
+    CopyCompleted,
+    /// `EVT_COPY_FAILED`: a copy stopped on an error, or could not copy some snapshots.
+    CopyFailed,
 }
 
 impl EventKind {
@@ -75,6 +82,9 @@ impl EventKind {
         EventKind::PruneFailed,
         EventKind::CheckCompleted,
         EventKind::CheckFailed,
+        EventKind::CopyStarted,
+        EventKind::CopyCompleted,
+        EventKind::CopyFailed,
     ];
 
     /// The event's name, such as `EVT_BACKUP_COMPLETED`.
@@ -93,6 +103,9 @@ impl EventKind {
             EventKind::PruneFailed => "EVT_PRUNE_FAILED",
             EventKind::CheckCompleted => "EVT_CHECK_COMPLETED",
             EventKind::CheckFailed => "EVT_CHECK_FAILED",
+            EventKind::CopyStarted => "EVT_COPY_STARTED",
+            EventKind::CopyCompleted => "EVT_COPY_COMPLETED",
+            EventKind::CopyFailed => "EVT_COPY_FAILED",
         }
     }
 
@@ -115,25 +128,31 @@ impl EventKind {
                 Operation::Prune
             }
             EventKind::CheckCompleted | EventKind::CheckFailed => Operation::Check,
+            EventKind::CopyStarted | EventKind::CopyCompleted | EventKind::CopyFailed => {
+                Operation::Copy
+            }
         }
     }
 
     /// Whether the operation started, completed or failed.
     pub fn phase(self) -> Phase {
         match self {
-            EventKind::BackupStarted | EventKind::RestoreStarted | EventKind::PruneStarted => {
-                Phase::Started
-            }
+            EventKind::BackupStarted
+            | EventKind::RestoreStarted
+            | EventKind::PruneStarted
+            | EventKind::CopyStarted => Phase::Started,
             EventKind::BackupCompleted
             | EventKind::RestoreCompleted
             | EventKind::ForgetCompleted
             | EventKind::PruneCompleted
-            | EventKind::CheckCompleted => Phase::Completed,
+            | EventKind::CheckCompleted
+            | EventKind::CopyCompleted => Phase::Completed,
             EventKind::BackupFailed
             | EventKind::RestoreFailed
             | EventKind::ForgetFailed
             | EventKind::PruneFailed
-            | EventKind::CheckFailed => Phase::Failed,
+            | EventKind::CheckFailed
+            | EventKind::CopyFailed => Phase::Failed,
         }
     }
 }
@@ -208,10 +227,12 @@ pub enum Operation {
     Prune,
     /// `check`.
     Check,
+    /// `copy` (snapshots from another repository into this one).
+    Copy,
 }
 
 impl Operation {
-    /// The operation's name: `backup`, `restore`, `forget`, `prune` or `check`.
+    /// The operation's name: `backup`, `restore`, `forget`, `prune`, `check` or `copy`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Backup => "backup",
@@ -219,6 +240,7 @@ impl Operation {
             Operation::Forget => "forget",
             Operation::Prune => "prune",
             Operation::Check => "check",
+            Operation::Copy => "copy",
         }
     }
 
@@ -228,6 +250,7 @@ impl Operation {
             Operation::Backup => Some(EventKind::BackupStarted),
             Operation::Restore => Some(EventKind::RestoreStarted),
             Operation::Prune => Some(EventKind::PruneStarted),
+            Operation::Copy => Some(EventKind::CopyStarted),
             Operation::Forget | Operation::Check => None,
         }
     }
@@ -240,6 +263,7 @@ impl Operation {
             Operation::Forget => EventKind::ForgetCompleted,
             Operation::Prune => EventKind::PruneCompleted,
             Operation::Check => EventKind::CheckCompleted,
+            Operation::Copy => EventKind::CopyCompleted,
         }
     }
 
@@ -251,6 +275,7 @@ impl Operation {
             Operation::Forget => EventKind::ForgetFailed,
             Operation::Prune => EventKind::PruneFailed,
             Operation::Check => EventKind::CheckFailed,
+            Operation::Copy => EventKind::CopyFailed,
         }
     }
 }
@@ -297,10 +322,10 @@ pub struct Event {
     pub snapshot_id: Option<String>,
     /// Files backed up (new, changed and unchanged) or restored.
     pub files: Option<u64>,
-    /// Bytes read: from the sources (backup; unchanged files are not read) or from the
-    /// repository (check with `--read-data`).
+    /// Bytes read: from the sources (backup; unchanged files are not read), from the
+    /// repository (check with `--read-data`) or from the source repository (copy).
     pub bytes_read: Option<u64>,
-    /// Bytes added to the repository (backup; stored size).
+    /// Bytes added to the repository (backup, copy; stored size).
     pub bytes_added: Option<u64>,
     /// Bytes of file content written (restore).
     pub bytes_written: Option<u64>,
@@ -308,7 +333,7 @@ pub struct Event {
     pub bytes_freed: Option<u64>,
     /// Snapshots removed (forget).
     pub snapshots_removed: Option<u64>,
-    /// Damage found (check).
+    /// Damage found (check), or snapshots that could not be copied (copy).
     pub problems: Option<u64>,
     /// Paths that could not be backed up or restored fully, or harmless check findings.
     pub warnings: Option<u64>,
@@ -586,13 +611,33 @@ impl Observed for CheckOutcome {
     }
 }
 
+impl Observed for CopyOutcome {
+    fn describe(&self, event: &mut Event) {
+        event.bytes_read = Some(self.bytes_read());
+        event.bytes_added = Some(self.bytes_added());
+        event.problems = count(self.failed());
+    }
+
+    fn failure(&self) -> Option<String> {
+        let first = self.snapshots.iter().find_map(|s| match &s.status {
+            crate::commands::copy::CopyStatus::Failed { error } => Some(error),
+            _ => None,
+        })?;
+        let more = match self.failed() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        Some(format!("{first}{more}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(EventKind::ALL.len(), 13);
+        assert_eq!(EventKind::ALL.len(), 16);
         for kind in EventKind::ALL {
             assert_eq!(EventKind::from_name(kind.as_str()), Some(*kind));
             let phase = kind.phase();

@@ -39,6 +39,7 @@ pub use commands::backup::{BackupOptions, BackupOutcome};
 pub use commands::check::{
     AffectedFile, CheckOptions, CheckOutcome, DataSubset, MAX_AFFECTED, Problem, ReadData,
 };
+pub use commands::copy::{CopiedSnapshot, CopyOptions, CopyOutcome, CopyStatus};
 pub use commands::diff::DiffEntry;
 pub use commands::forget::{ForgetGroup, ForgetOptions, ForgetOutcome};
 pub use commands::key::KeyEntry;
