@@ -515,3 +515,47 @@ fn copy_moves_snapshots_from_a_local_repository_to_s3_and_back() {
     ]);
     assert_same(&source, &target);
 }
+
+#[test]
+fn credentials_can_come_from_an_aws_credentials_file() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let mut repo = Bucket::new(&server, "profile");
+    repo.ok(["init", "--no-encryption"]);
+    repo.env.password = None;
+    // The same key, from a profile of a credentials file instead of the variables.
+    let home = repo.env.path("home");
+    fs::create_dir_all(home.join(".aws")).unwrap();
+    fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[backups]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            server.access_key_id, server.secret_access_key
+        ),
+    )
+    .unwrap();
+    repo.server_env = vec![("AWS_REGION", REGION.to_string())];
+    repo.extra_env = vec![
+        ("HOME", home.display().to_string()),
+        ("AWS_PROFILE", "backups".to_string()),
+    ];
+    let mut cmd = repo.command(["snapshots", "--json"]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+
+    // Without the profile there is no key: nothing is sent, and the message says what to set.
+    repo.extra_env = vec![("HOME", home.display().to_string())];
+    let mut cmd = repo.command(["snapshots"]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = cmd.output().unwrap();
+    assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("AWS_ACCESS_KEY_ID"),
+        "{}",
+        describe(&out)
+    );
+}

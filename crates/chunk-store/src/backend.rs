@@ -11,7 +11,7 @@ mod memory;
 mod object;
 
 pub use local::LocalBackend;
-pub use location::{Location, S3_SCHEME, S3Access, S3Location};
+pub use location::{Location, OPENDAL_SCHEME, OpendalLocation, S3_SCHEME, S3Access, S3Location};
 pub use memory::MemoryBackend;
 pub use object::{DEFAULT_PART_SIZE, ObjectBackend, RequestCounts, RequestPolicy};
 

@@ -230,6 +230,18 @@ fn remote_hint(status: Option<u16>) -> &'static str {
     }
 }
 
+/// Turns an I/O error of `op` on `path` into an [`Error::Io`] that names both.
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 impl Error {
     /// A [`Error::Corrupt`] for `file` at `offset`.
     pub(crate) fn corrupt(file: impl Into<String>, offset: u64, reason: impl Into<String>) -> Self {

@@ -57,7 +57,8 @@ pub mod fuzzing;
 
 pub use backend::{
     Backend, CONFIG_NAME, DEFAULT_PART_SIZE, FileKind, LocalBackend, Location, MemoryBackend,
-    ObjectBackend, RequestCounts, RequestPolicy, S3_SCHEME, S3Access, S3Location, validate_name,
+    OPENDAL_SCHEME, ObjectBackend, OpendalLocation, RequestCounts, RequestPolicy, S3_SCHEME,
+    S3Access, S3Location, validate_name,
 };
 pub use blob::{BlobKind, BlobLocation, Encoding};
 pub use chunker::ChunkId;

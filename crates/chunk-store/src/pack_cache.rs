@@ -11,25 +11,17 @@
 //! against its id, and a copy that fails is deleted and the read goes to the store.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::backend::{Backend, FileKind, check_range, validate_name};
-use crate::error::{Error, Result};
+use crate::error::{Result, io_err};
 
 /// Whole tree packs kept in a local folder.
 #[derive(Debug, Clone)]
 pub(crate) struct PackCache {
     dir: PathBuf,
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl PackCache {
@@ -112,7 +104,7 @@ impl PackCache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::MemoryBackend;
+    use crate::{Error, MemoryBackend};
 
     #[test]
     fn fetches_a_pack_once_and_serves_ranges_from_the_copy() {

@@ -88,3 +88,14 @@ fn nix_is_root() -> bool {
     let f = tempfile::NamedTempFile::new().unwrap();
     f.as_file().metadata().unwrap().uid() == 0
 }
+
+#[test]
+fn an_opendal_service_location_conforms() {
+    // opendal's in-memory service is always built in: it stands for gcs, azblob and sftp,
+    // which need their cargo features and a real service.
+    let location = chunk_store::Location::parse("opendal:memory?root=/repo".as_ref()).unwrap();
+    assert_eq!(location.to_string(), "opendal:memory?root=/repo");
+    let backend = location.open().unwrap();
+    assert!(backend.is_remote());
+    conformance(backend.as_ref());
+}

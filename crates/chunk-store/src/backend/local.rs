@@ -11,20 +11,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Backend, CONFIG_NAME, FileKind, check_range, validate_name};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_err};
 
 /// A [`Backend`] over a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl LocalBackend {

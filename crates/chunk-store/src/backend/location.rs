@@ -3,7 +3,10 @@
 //! - a path: a local folder (`/srv/backup`, `./repo`);
 //! - `s3:https://HOST[:PORT]/BUCKET[/PREFIX]` (or `http://`): an S3-compatible server such as
 //!   Garage, Ceph RGW or MinIO, addressed path-style;
-//! - `s3:BUCKET[/PREFIX]`: a bucket on AWS S3, in the region `AWS_REGION` names.
+//! - `s3:BUCKET[/PREFIX]`: a bucket on AWS S3, in the region `AWS_REGION` names;
+//! - `opendal:SCHEME?KEY=VALUE&...`: any other storage service of opendal built into this
+//!   program (`gcs`, `azblob`, `sftp` behind the cargo features of the same names, off by
+//!   default), configured with that service's options.
 //!
 //! Credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
 //! `AWS_SESSION_TOKEN`), or from the profile of `~/.aws/credentials` that `AWS_PROFILE` names;
@@ -20,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// The scheme prefix of S3 locations.
 pub const S3_SCHEME: &str = "s3:";
+/// The scheme prefix of locations on other opendal services.
+pub const OPENDAL_SCHEME: &str = "opendal:";
 
 /// Where a repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +33,90 @@ pub enum Location {
     Local(PathBuf),
     /// A bucket (and a prefix in it) of an S3-compatible store.
     S3(S3Location),
+    /// Another storage service of opendal, by its scheme and options.
+    Opendal(OpendalLocation),
+}
+
+/// A repository on an opendal service other than S3 (`opendal:gcs?bucket=b&root=/x`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpendalLocation {
+    /// The service's scheme (`gcs`, `azblob`, `sftp`, `memory`, ...).
+    pub scheme: String,
+    /// The service's options, in the order given.
+    pub options: Vec<(String, String)>,
+}
+
+impl fmt::Debug for OpendalLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OpendalLocation({self})")
+    }
+}
+
+impl fmt::Display for OpendalLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{OPENDAL_SCHEME}{}", self.scheme)?;
+        for (i, (key, value)) in self.options.iter().enumerate() {
+            let separator = if i == 0 { '?' } else { '&' };
+            // Secrets never reach messages, events or the backup log.
+            let lower = key.to_ascii_lowercase();
+            let secret = ["secret", "password", "token", "credential", "key"]
+                .iter()
+                .any(|word| lower.contains(word))
+                && lower != "key_id"
+                && !lower.ends_with("_id");
+            let shown = if secret { "***" } else { value.as_str() };
+            write!(f, "{separator}{key}={shown}")?;
+        }
+        Ok(())
+    }
+}
+
+impl OpendalLocation {
+    fn parse(rest: &str, whole: &OsStr) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLocation {
+            location: whole.to_string_lossy().into_owned(),
+            reason: format!("{reason}; write opendal:SCHEME?KEY=VALUE&KEY=VALUE"),
+        };
+        let (scheme, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            return Err(invalid(format!("{scheme:?} is not a service name")));
+        }
+        let mut options = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("option {pair:?} has no '='")))?;
+            options.push((key.to_string(), value.to_string()));
+        }
+        Ok(Self {
+            scheme: scheme.to_string(),
+            options,
+        })
+    }
+
+    /// A backend on this service with `policy`. Nothing is contacted yet.
+    ///
+    /// Errors: [`Error::RemoteSetup`] when this program was built without the service, or
+    /// the options do not configure it.
+    pub fn open(&self, policy: RequestPolicy) -> Result<ObjectBackend> {
+        opendal::install_default();
+        let operator =
+            opendal::Operator::via_iter(&self.scheme, self.options.clone()).map_err(|e| {
+                Error::RemoteSetup {
+                    location: self.to_string(),
+                    reason: if e.kind() == opendal::ErrorKind::Unsupported {
+                        format!(
+                            "this build of respaldo has no {} service: rebuild it with \
+                         `--features {}` (gcs, azblob and sftp are available)",
+                            self.scheme, self.scheme
+                        )
+                    } else {
+                        format!("the {} service cannot be set up: {e}", self.scheme)
+                    },
+                }
+            })?;
+        ObjectBackend::new(operator, self.to_string(), policy)
+    }
 }
 
 /// A repository in an S3 bucket.
@@ -49,10 +138,14 @@ impl Location {
     /// Errors: [`Error::InvalidLocation`] for an `s3:` location without a bucket, with an
     /// unknown URL scheme, or with empty or `.`/`..` prefix segments.
     pub fn parse(text: &OsStr) -> Result<Self> {
-        match text.to_str().and_then(|t| t.strip_prefix(S3_SCHEME)) {
-            Some(rest) => S3Location::parse(rest, text).map(Location::S3),
-            None => Ok(Location::Local(PathBuf::from(text))),
+        let utf8 = text.to_str();
+        if let Some(rest) = utf8.and_then(|t| t.strip_prefix(S3_SCHEME)) {
+            return S3Location::parse(rest, text).map(Location::S3);
         }
+        if let Some(rest) = utf8.and_then(|t| t.strip_prefix(OPENDAL_SCHEME)) {
+            return OpendalLocation::parse(rest, text).map(Location::Opendal);
+        }
+        Ok(Location::Local(PathBuf::from(text)))
     }
 
     /// Whether the repository is on a remote store (its index is then only cached locally).
@@ -69,6 +162,7 @@ impl Location {
         match self {
             Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
             Location::S3(s3) => Ok(Arc::new(s3.open(RequestPolicy::from_env()?)?)),
+            Location::Opendal(other) => Ok(Arc::new(other.open(RequestPolicy::from_env()?)?)),
         }
     }
 }
@@ -78,6 +172,7 @@ impl fmt::Display for Location {
         match self {
             Location::Local(path) => write!(f, "{}", path.display()),
             Location::S3(s3) => write!(f, "{s3}"),
+            Location::Opendal(other) => write!(f, "{other}"),
         }
     }
 }
@@ -344,6 +439,38 @@ mod tests {
             );
             assert!(err.to_string().contains("s3:BUCKET/PREFIX"), "{err}");
         }
+    }
+
+    #[test]
+    fn reads_other_services_and_hides_their_secrets() {
+        let location = parse("opendal:gcs?bucket=b&root=/r&credential=abc&client_id=x").unwrap();
+        assert_eq!(
+            location.to_string(),
+            "opendal:gcs?bucket=b&root=/r&credential=***&client_id=x"
+        );
+        assert!(location.is_remote());
+        assert!(matches!(
+            parse("opendal:"),
+            Err(Error::InvalidLocation { .. })
+        ));
+        assert!(matches!(
+            parse("opendal:gcs?bucket"),
+            Err(Error::InvalidLocation { .. })
+        ));
+    }
+
+    #[test]
+    fn a_service_not_built_in_says_which_feature_to_build_with() {
+        let err = parse("opendal:sftp?endpoint=ssh://h")
+            .unwrap()
+            .open()
+            .err()
+            .unwrap();
+        if cfg!(feature = "sftp") {
+            return;
+        }
+        assert!(matches!(err, Error::RemoteSetup { .. }), "{err:?}");
+        assert!(err.to_string().contains("--features sftp"), "{err}");
     }
 
     #[test]

@@ -189,20 +189,30 @@ impl ObjectBackend {
     ) -> impl FnOnce(opendal::Error) -> Error {
         let object = format!("{} in {}", kind.display_path(name), self.location);
         let name = name.to_string();
+        let location = self.location.clone();
         move |e| match e.kind() {
             ErrorKind::NotFound => Error::NotFound {
                 kind: kind.label(),
                 name,
             },
-            _ => remote(op, object, &e),
+            _ => remote(op, object, &location, &e),
         }
     }
 }
 
 /// A [`Error::Remote`] from an opendal error, with the HTTP status when the server answered.
-fn remote(op: &'static str, object: String, e: &opendal::Error) -> Error {
+fn remote(op: &'static str, object: String, location: &str, e: &opendal::Error) -> Error {
     let text = e.to_string();
     let status = http_status(&text);
+    if status.is_none() && text.contains("signing credential") {
+        // Nothing was sent: no key was found to sign the request with.
+        return Error::RemoteSetup {
+            location: location.to_string(),
+            reason: "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                     or name a profile of ~/.aws/credentials with AWS_PROFILE"
+                .to_string(),
+        };
+    }
     let mut reason = match status {
         Some(_) => s3_error_text(e.message()),
         None => {
@@ -371,7 +381,14 @@ impl Backend for ObjectBackend {
         // as is) are not this repository's files and would not read back by name.
         let entries = self
             .block_on(async move { operator.list(&listed).await })
-            .map_err(|e| remote("list", format!("{prefix} in {}", self.location), &e))?;
+            .map_err(|e| {
+                remote(
+                    "list",
+                    format!("{prefix} in {}", self.location),
+                    &self.location,
+                    &e,
+                )
+            })?;
         let mut names: Vec<String> = entries
             .iter()
             .filter(|entry| entry.metadata().is_file())
