@@ -133,10 +133,11 @@ pub struct S3Location {
 
 impl Location {
     /// Reads a location as given on the command line or in a config file: `s3:...` is an S3
-    /// location, anything else a local path.
+    /// location, `opendal:...` another storage service, anything else a local path.
     ///
     /// Errors: [`Error::InvalidLocation`] for an `s3:` location without a bucket, with an
-    /// unknown URL scheme, or with empty or `.`/`..` prefix segments.
+    /// unknown URL scheme, credentials, or empty or `.`/`..` prefix segments; for an
+    /// `opendal:` location without a service name or with an option without `=`.
     pub fn parse(text: &OsStr) -> Result<Self> {
         let utf8 = text.to_str();
         if let Some(rest) = utf8.and_then(|t| t.strip_prefix(S3_SCHEME)) {
@@ -157,7 +158,8 @@ impl Location {
     /// [`RequestPolicy::from_env`] for remote stores. Nothing is contacted yet.
     ///
     /// Errors: [`Error::InvalidSetting`] for a bad `RESPALDO_S3_*` variable,
-    /// [`Error::Remote`] when the S3 client cannot be set up (no region for AWS S3).
+    /// [`Error::RemoteSetup`] when the client cannot be set up (no region for AWS S3, a service
+    /// this program was built without).
     pub fn open(&self) -> Result<Arc<dyn Backend>> {
         match self {
             Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
@@ -253,7 +255,7 @@ impl S3Location {
     /// A backend for this bucket and prefix with `policy`, with credentials and region from
     /// the environment. Nothing is contacted yet.
     ///
-    /// Errors: [`Error::Remote`] when the client cannot be set up (AWS S3 without a region).
+    /// Errors: [`Error::RemoteSetup`] when the client cannot be set up (AWS S3 without a region).
     pub fn open(&self, policy: RequestPolicy) -> Result<ObjectBackend> {
         self.open_with(policy, None)
     }

@@ -107,7 +107,7 @@ impl ObjectBackend {
     /// A backend over `operator` (already rooted at the repository's prefix), with retries
     /// and time limits from `policy`. `location` names the repository in messages.
     ///
-    /// Errors: [`Error::Remote`] when the runtime cannot be started.
+    /// Errors: [`Error::RemoteSetup`] when the runtime cannot be started.
     pub fn new(operator: Operator, location: String, policy: RequestPolicy) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
