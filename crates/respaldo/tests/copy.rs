@@ -1,6 +1,8 @@
 //! `copy`: snapshots copied between repositories through the library: ids translated between
 //! encrypted repositories, the fast path between unencrypted ones, skipped snapshots, only new
-//! data stored, filters, parents, and a damaged source blob.
+//! data stored, filters, parents, a damaged source blob, and incremental copies (only what
+//! changed since a copied parent is read; a parent's copy that is missing, incomplete, forged
+//! or unrelated never makes the copy wrong).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -458,4 +460,399 @@ fn events_announce_the_copy() {
     assert_eq!(names, vec!["EVT_COPY_STARTED", "EVT_COPY_COMPLETED"]);
     assert!(seen[1].bytes_added.unwrap() > 0);
     assert_eq!(seen[1].problems, Some(0));
+}
+
+// Incremental copies: a copy of the parent in the destination tells which blobs are there
+// already, so that only what changed is read from the source.
+
+/// A tree of about 5.5 MB under `root`: big files in two folders and many small notes.
+/// Returns its total size in bytes.
+fn big_tree(root: &Path) -> u64 {
+    std::fs::create_dir_all(root.join("data/deep")).unwrap();
+    std::fs::create_dir_all(root.join("notes")).unwrap();
+    let mut total = 0;
+    let mut put = |path: &str, bytes: Vec<u8>| {
+        total += bytes.len() as u64;
+        std::fs::write(root.join(path), bytes).unwrap();
+    };
+    for i in 0..4 {
+        put(&format!("data/{i}.bin"), pseudo_random(1 << 20, 100 + i));
+    }
+    for i in 0..2 {
+        put(
+            &format!("data/deep/{i}.bin"),
+            pseudo_random(700_000, 200 + i),
+        );
+    }
+    for i in 0..20 {
+        put(
+            &format!("notes/n{i:02}.txt"),
+            format!("note {i}\n").into_bytes(),
+        );
+    }
+    put("notes/today.txt", b"nothing yet\n".to_vec());
+    total
+}
+
+/// The two repositories of `setup` ("a" with password "one", "b" with "two"), opened again as
+/// a new process would.
+fn reopen(setup: &Setup) -> (Repository, Repository) {
+    let open = |name: &str, password: &str| {
+        Repository::open(
+            &setup.path(name),
+            Some(password),
+            &setup.path("cache-again"),
+        )
+        .unwrap()
+    };
+    (open("a", "one"), open("b", "two"))
+}
+
+fn entry_of(repo: &Repository, id: &respaldo::ChunkId) -> SnapshotEntry {
+    entries(repo).into_iter().find(|e| e.id == *id).unwrap()
+}
+
+/// Removes the manifest of snapshot `id` from the repository folder `repo`.
+fn delete_manifest(repo: &Path, id: &respaldo::ChunkId) {
+    std::fs::remove_file(repo.join("snapshots").join(id.to_hex())).unwrap();
+}
+
+#[test]
+fn a_later_copy_in_a_new_run_reads_only_what_changed() {
+    let setup = Setup::new();
+    let tree = setup.path("tree");
+    let size = big_tree(&tree);
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    backup(&source, &[&tree], 1_000_000_000, &[]);
+    let first = copy(&target, &source, &all());
+    assert_eq!(first.copied(), 1);
+    assert!(first.bytes_read() >= size, "{first:?}");
+    drop((source, target));
+
+    let changed = pseudo_random(5_000, 999);
+    std::fs::write(tree.join("notes/today.txt"), &changed).unwrap();
+    let (source, target) = reopen(&setup);
+    let second = backup(&source, &[&tree], 2_000_000_000, &[]);
+
+    // A new run: nothing is remembered but what the destination holds.
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let outcome = copy(&target, &source, &all());
+    assert!(outcome.is_ok());
+    assert_eq!((outcome.skipped(), outcome.copied()), (1, 1), "{outcome:?}");
+    let copied = &outcome.snapshots[1];
+    assert_eq!(copied.source, second.snapshot_id);
+    assert!(copied.bytes_read * 10 < size, "{copied:?}");
+    assert_eq!(copied.bytes_read, changed.len() as u64, "{copied:?}");
+
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 1));
+    assert_eq!(copy_entry.snapshot.parent, Some(entries(&target)[0].id));
+    assert_restores(&target, &copy_entry, &tree, &setup.path("restore"));
+    check_ok(&target);
+}
+
+#[test]
+fn an_older_copy_serves_when_the_parent_was_not_copied() {
+    let setup = Setup::new();
+    let tree = setup.path("tree");
+    let size = big_tree(&tree);
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    backup(&source, &[&tree], 1_000_000_000, &[]);
+    copy(&target, &source, &all());
+    std::fs::write(tree.join("notes/today.txt"), pseudo_random(3_000, 1)).unwrap();
+    let middle = backup(&source, &[&tree], 2_000_000_000, &[]);
+    std::fs::write(tree.join("notes/n03.txt"), pseudo_random(4_000, 2)).unwrap();
+    let newest = backup(&source, &[&tree], 3_000_000_000, &[]);
+    assert_eq!(newest.snapshot.parent, Some(middle.snapshot_id));
+
+    // Only the newest: its parent has no copy, the oldest snapshot does.
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let only_newest = CopyOptions {
+        snapshots: vec![newest.snapshot_id.to_hex()],
+        ..all()
+    };
+    let outcome = copy(&target, &source, &only_newest);
+    assert_eq!(outcome.copied(), 1, "{outcome:?}");
+    let copied = &outcome.snapshots[0];
+    assert_eq!(copied.bytes_read, 7_000, "{copied:?}");
+    assert!(copied.bytes_read * 10 < size);
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 0));
+    assert_eq!(
+        copy_entry.snapshot.parent, None,
+        "its parent was not copied"
+    );
+    assert_restores(&target, &copy_entry, &tree, &setup.path("restore"));
+    check_ok(&target);
+}
+
+#[test]
+fn without_a_copy_of_the_parent_everything_is_read() {
+    let setup = Setup::new();
+    let tree = setup.path("tree");
+    let size = big_tree(&tree);
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    backup(&source, &[&tree], 1_000_000_000, &[]);
+    let first = copy(&target, &source, &all());
+    std::fs::write(tree.join("notes/today.txt"), pseudo_random(5_000, 3)).unwrap();
+    let second = backup(&source, &[&tree], 2_000_000_000, &[]);
+    delete_manifest(&setup.path("b"), &copied_id(&first, 0));
+
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let only_second = CopyOptions {
+        snapshots: vec![second.snapshot_id.to_hex()],
+        ..all()
+    };
+    let outcome = copy(&target, &source, &only_second);
+    assert_eq!(outcome.copied(), 1, "{outcome:?}");
+    let copied = &outcome.snapshots[0];
+    assert!(copied.bytes_read >= size, "{copied:?}");
+    // What the destination had is not stored again.
+    assert!(copied.bytes_added < 100_000, "{copied:?}");
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 0));
+    assert_eq!(copy_entry.snapshot.parent, None);
+    assert_restores(&target, &copy_entry, &tree, &setup.path("restore"));
+    check_ok(&target);
+}
+
+#[test]
+fn blobs_missing_from_the_parents_copy_are_read_and_stored_again() {
+    let setup = Setup::new();
+    let tree = setup.path("tree");
+    let size = big_tree(&tree);
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    let original = backup(&source, &[&tree], 1_000_000_000, &[]);
+    let first = copy(&target, &source, &all());
+
+    // The pack holding a file's data is lost in the destination; its index forgets it.
+    let path = tree.join("data/1.bin");
+    let parts: Vec<&[u8]> = path
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().as_encoded_bytes())
+        .collect();
+    let copy_root = entry_of(&target, &copied_id(&first, 0)).snapshot.tree;
+    let node = lookup_path(target.store(), &copy_root, &parts)
+        .unwrap()
+        .unwrap();
+    let pack = target
+        .store()
+        .locate(&node.content[0])
+        .unwrap()
+        .unwrap()
+        .pack
+        .to_hex();
+    std::fs::remove_file(setup.path("b").join("packs").join(&pack[..2]).join(&pack)).unwrap();
+    target.repair_index(false, &NoProgress).unwrap();
+    assert!(!target.store().contains(&node.content[0]).unwrap());
+    let in_source = lookup_path(source.store(), &original.snapshot.tree, &parts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_source.content.len(), node.content.len());
+
+    std::fs::write(tree.join("notes/today.txt"), pseudo_random(5_000, 4)).unwrap();
+    backup(&source, &[&tree], 2_000_000_000, &[]);
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let outcome = copy(&target, &source, &all());
+    assert_eq!((outcome.skipped(), outcome.copied()), (1, 1), "{outcome:?}");
+    let copied = &outcome.snapshots[1];
+    // At least the lost file, not the whole tree again (unless everything was in that pack).
+    assert!(copied.bytes_read >= (1 << 20) + 5_000, "{copied:?}");
+    assert!(
+        copied.bytes_added >= 1 << 20,
+        "the lost data is stored again: {copied:?}"
+    );
+    assert!(copied.bytes_read <= size + 5_000, "{copied:?}");
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 1));
+    assert_restores(&target, &copy_entry, &tree, &setup.path("restore"));
+}
+
+/// Rewrites, in `repo`, the directory at `parts` below the tree `root` with `edit`, and the
+/// trees above it; returns the new root.
+fn rewrite_dir(
+    repo: &Repository,
+    root: &respaldo::ChunkId,
+    parts: &[&[u8]],
+    edit: &mut dyn FnMut(&mut Vec<respaldo::Node>),
+) -> respaldo::ChunkId {
+    let mut nodes = snapshot_index::Tree::load(repo.store(), root)
+        .unwrap()
+        .into_nodes();
+    match parts.split_first() {
+        None => edit(&mut nodes),
+        Some((first, rest)) => {
+            let node = nodes.iter_mut().find(|n| n.name == *first).unwrap();
+            let below = node.subtree.unwrap();
+            node.subtree = Some(rewrite_dir(repo, &below, rest, edit));
+        }
+    }
+    snapshot_index::Tree::new(nodes)
+        .unwrap()
+        .save(repo.store())
+        .unwrap()
+}
+
+/// Replaces the destination's copy `genuine` of a snapshot by a forgery: the same manifest,
+/// but the tree with the source folder `src` rewritten by `edit`.
+fn forge_copy(
+    target: &Repository,
+    dir: &Path,
+    genuine: &respaldo::ChunkId,
+    src: &Path,
+    edit: &mut dyn FnMut(&mut Vec<respaldo::Node>),
+) {
+    let genuine_entry = entry_of(target, genuine);
+    let parts: Vec<&[u8]> = src
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().as_encoded_bytes())
+        .collect();
+    let root = rewrite_dir(target, &genuine_entry.snapshot.tree, &parts, edit);
+    target.store().flush().unwrap();
+    let forged = respaldo::Snapshot {
+        tree: root,
+        ..genuine_entry.snapshot.clone()
+    };
+    forged.save(target.store()).unwrap();
+    delete_manifest(dir, genuine);
+}
+
+/// A data blob of `len` pseudo-random bytes stored in `repo`.
+fn fake_blob(repo: &Repository, len: usize, seed: u64) -> respaldo::ChunkId {
+    let data = pseudo_random(len, seed);
+    repo.store()
+        .add_blob(chunk_store::BlobKind::Data, &data)
+        .unwrap()
+        .id
+}
+
+#[test]
+fn a_parent_copy_whose_trees_do_not_line_up_is_trusted_only_where_they_do() {
+    let setup = Setup::new();
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    backup(&source, &[&setup.src], 1_000_000_000, &[]);
+    let first = copy(&target, &source, &all());
+
+    // The copy of the parent, forged: `a.bin` has the same metadata and as many chunks, but
+    // other data (of other lengths); `sub` is a file; an entry more.
+    forge_copy(
+        &target,
+        &setup.path("b"),
+        &copied_id(&first, 0),
+        &setup.src,
+        &mut |nodes| {
+            for node in nodes.iter_mut() {
+                if node.name == b"a.bin" {
+                    let n = node.content.len();
+                    node.content = (0..n)
+                        .map(|i| fake_blob(&target, 1_000, 50 + i as u64))
+                        .collect();
+                }
+                if node.name == b"sub" {
+                    node.kind = NodeKind::File;
+                    node.subtree = None;
+                }
+            }
+            let mut extra = respaldo::Node::new("extra", NodeKind::Symlink);
+            extra.link_target = b"a.bin".to_vec();
+            nodes.push(extra);
+        },
+    );
+
+    std::fs::write(setup.src.join("sub/c.txt"), b"changed text\n").unwrap();
+    let second = backup(&source, &[&setup.src], 2_000_000_000, &[]);
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let outcome = copy(&target, &source, &all());
+    assert_eq!((outcome.skipped(), outcome.copied()), (1, 1), "{outcome:?}");
+    let copied = &outcome.snapshots[1];
+    assert_eq!(copied.source, second.snapshot_id);
+    // `a.bin` (its chunks do not line up) and what is below `sub` (b-again repeats b.bin's
+    // chunks, learned from b.bin) are read; b.bin is not.
+    assert_eq!(copied.bytes_read, 300_000 + 13, "{copied:?}");
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 1));
+    assert_restores(&target, &copy_entry, &setup.src, &setup.path("restore"));
+}
+
+#[test]
+fn a_parent_copy_that_contradicts_itself_is_not_trusted_at_all() {
+    let setup = Setup::new();
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    backup(&source, &[&setup.src], 1_000_000_000, &[]);
+    let first = copy(&target, &source, &all());
+
+    // `sub/b-again` (the same chunks as `b.bin` in the source) forged with other data of
+    // exactly the same lengths: only the contradiction with `b.bin` can tell.
+    let sub = setup.src.join("sub");
+    forge_copy(
+        &target,
+        &setup.path("b"),
+        &copied_id(&first, 0),
+        &sub,
+        &mut |nodes| {
+            let node = nodes.iter_mut().find(|n| n.name == b"b-again").unwrap();
+            for (i, chunk) in node.content.iter_mut().enumerate() {
+                let len = target.store().locate(chunk).unwrap().unwrap().raw_length;
+                *chunk = fake_blob(&target, len as usize, 70 + i as u64);
+            }
+        },
+    );
+
+    std::fs::write(setup.src.join("sub/c.txt"), b"changed text\n").unwrap();
+    backup(&source, &[&setup.src], 2_000_000_000, &[]);
+    let (source, target) = {
+        drop((source, target));
+        reopen(&setup)
+    };
+    let outcome = copy(&target, &source, &all());
+    assert_eq!((outcome.skipped(), outcome.copied()), (1, 1), "{outcome:?}");
+    let copied = &outcome.snapshots[1];
+    // Nothing learned: every distinct chunk is read.
+    assert_eq!(copied.bytes_read, 300_000 + 200_000 + 13, "{copied:?}");
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 1));
+    assert_restores(&target, &copy_entry, &setup.src, &setup.path("restore"));
+}
+
+#[test]
+fn a_destination_snapshot_that_only_shares_the_key_is_not_walked() {
+    let setup = Setup::new();
+    let tree = setup.path("tree");
+    let size = big_tree(&tree);
+    let source = setup.repo("a", Some("one"));
+    let target = setup.repo("b", Some("two"));
+    // The destination's own backup, with the time, host, user, paths and tags of the source's
+    // first snapshot: a copy would skip that snapshot, but it is no copy of it.
+    backup(&target, &[&tree], 1_000_000_000, &[]);
+    backup(&source, &[&tree], 1_000_000_000, &[]);
+    std::fs::write(tree.join("notes/today.txt"), pseudo_random(5_000, 6)).unwrap();
+    backup(&source, &[&tree], 2_000_000_000, &[]);
+
+    let outcome = copy(&target, &source, &all());
+    assert_eq!((outcome.skipped(), outcome.copied()), (1, 1), "{outcome:?}");
+    let copied = &outcome.snapshots[1];
+    assert!(copied.bytes_read >= size, "{copied:?}");
+    let copy_entry = entry_of(&target, &copied_id(&outcome, 1));
+    assert_eq!(
+        copy_entry.snapshot.parent,
+        entries(&target).first().map(|e| e.id)
+    );
+    assert_restores(&target, &copy_entry, &tree, &setup.path("restore"));
 }

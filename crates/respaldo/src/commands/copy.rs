@@ -5,19 +5,48 @@
 //! so the same content has different ids in the source and in the destination. For each
 //! snapshot to copy, oldest first, copy therefore:
 //!
-//! 1. reads every tree of the snapshot from the source (verified against its id), depth first;
-//! 2. reads each data blob a file refers to (verified against its source id), computes its id
-//!    with the destination's hasher ([`chunk_store::ChunkStore::blob_id`]) and adds it, which
-//!    stores nothing when the destination already has it;
-//! 3. rewrites each tree bottom-up with the destination's ids and stores it;
-//! 4. flushes the destination's packs and index, checks that its lock is still held, and
+//! 1. finds a parent already copied (see below) and learns from it which source ids the
+//!    destination already holds under which ids, reading trees only;
+//! 2. reads every tree of the snapshot from the source (verified against its id), depth first,
+//!    except the subtrees learned in step 1;
+//! 3. reads each data blob a file refers to that is not known yet (verified against its source
+//!    id), computes its id with the destination's hasher
+//!    ([`chunk_store::ChunkStore::blob_id`]) and adds it, which stores nothing when the
+//!    destination already has it;
+//! 4. rewrites each tree bottom-up with the destination's ids and stores it;
+//! 5. flushes the destination's packs and index, checks that its lock is still held, and
 //!    writes the new manifest last: same time, host, user, tags, paths, summary and program
 //!    version as the source's, the rewritten root tree, and as parent the destination's copy
 //!    of the source's parent when there is one (else none).
 //!
+//! **What is read.** From the source: every tree of the snapshot that changed since the
+//! parent found in step 1, and only the data blobs whose destination id is not known; with no
+//! such parent, every tree and every data blob (once per run). From the destination (step 1
+//! only): the trees of the parent's copy and index entries. So copying the newest snapshot
+//! every day reads about what the day's backup read, as a backup with a parent does.
+//!
+//! **Learning from a parent (step 1).** The parent is the source snapshot's own parent when
+//! the destination has a copy of it (copied by this run or an earlier one), else the newest
+//! earlier source snapshot of the same host and paths that the destination has a copy of. It
+//! is used only when its copy carries exactly its manifest (time, host, user, tags, paths,
+//! summary, program version), so a different snapshot that merely has the same time, host,
+//! user, paths and tags is never taken for it; and only when it was not copied in this run
+//! (its ids are known already) and ids differ (else there is nothing to learn). Its trees in
+//! the source and its copy's trees in the destination are walked side by side, pairing
+//! entries by name. A pair of entries is trusted only when every field but the chunk and
+//! subtree ids is equal (kind, size, times, inode, mode, owner, flags, link target, ...) and
+//! they hold as many chunks; then each source chunk is paired with the destination chunk at
+//! the same position, provided both are data blobs of the same length in their indexes (so the
+//! destination does hold it). A directory is paired (its subtree id learned, and its subtree
+//! then not read at all) only when every entry lines up and its source tree rewritten with the
+//! learned ids hashes to the destination tree's id. Anything that does not line up, cannot be
+//! read, or contradicts an id known already is not learned (a contradiction discards the whole
+//! walk), and what is not learned is simply read: the walk can make a copy slower, never
+//! different. It relies, as a backup's parent does, on equal metadata meaning equal content.
+//!
 //! **Fast path.** When both repositories compute the same id for the same content (both
 //! unencrypted), the destination id is the source id, and a blob the destination already has
-//! is not even read from the source.
+//! is not even read from the source (no parent is walked).
 //!
 //! **Skipped snapshots.** A snapshot whose time, host, user, paths and tags (as sets) equal
 //! those of a snapshot the destination already has is not copied again, so running the same
@@ -27,18 +56,23 @@
 //! its snapshot with [`Error::CopySource`] (naming the snapshot, the path in it, and the pack
 //! or blob); no manifest is written for that snapshot, and the other snapshots are still
 //! copied. An error writing the destination stops the whole copy ([`Error::CopyStopped`]).
+//! A damaged or incomplete copy of the parent in the destination only makes the walk learn
+//! less (a tree that cannot be read, a blob its index does not list, are not learned).
 //!
 //! **Locks.** A shared lock on the destination (as backup) and a read lock on the source (as
 //! restore and check; none with [`Repository::set_no_lock`] on the source). A dry run reads
 //! only manifests and takes no lock.
 //!
 //! **Memory.** Within one run, copy remembers every source tree id and source blob id it has
-//! handled with its destination id (two maps of 64-byte entries, about 100 bytes per blob with
-//! the map's overhead: some 100 MiB for a million distinct chunks), so that a subtree or chunk
-//! shared by several snapshots is read and stored once. Besides those maps, it holds one tree
-//! per directory level and one blob per worker thread.
+//! handled or learned with its destination id (two maps of 64-byte entries, about 100 bytes
+//! per blob with the map's overhead: some 100 MiB for a million distinct chunks), so that a
+//! subtree or chunk shared by several snapshots is read and stored once. A walk adds the ids
+//! of one parent snapshot (each parent is walked at most once per run, and none when the
+//! parent was copied in the run), held in maps of their own until the walk ends, plus the
+//! pairs of trees that did not line up. Besides those maps, it holds one tree per directory
+//! level (two during a walk) and one blob per worker thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -51,6 +85,9 @@ use crate::events::{Operation, error_message};
 use crate::lock::LockKind;
 use crate::progress::Progress;
 use crate::repository::Repository;
+
+mod parent;
+use parent::{copied_parent, is_copy_of};
 
 /// Content whose id, computed by both repositories, tells whether they hash alike.
 const PROBE: &[u8] = b"respaldo copy: do both repositories compute the same chunk ids?";
@@ -246,11 +283,17 @@ impl Repository {
         };
         let source_catalog = source.catalog()?;
         let selected = select(&source_catalog, options)?;
-        let mut existing: HashMap<SnapshotKey, ChunkId> = self
-            .catalog()?
+        let target_catalog = self.catalog()?;
+        let mut existing: HashMap<SnapshotKey, ChunkId> = target_catalog
             .entries()
             .iter()
             .map(|e| (SnapshotKey::of(&e.snapshot), e.id))
+            .collect();
+        // The destination's snapshots before this run, for checking a parent's copy.
+        let targets: HashMap<ChunkId, &Snapshot> = target_catalog
+            .entries()
+            .iter()
+            .map(|e| (e.id, &e.snapshot))
             .collect();
         // Source snapshot -> its copy in the destination, for translating parents.
         let mut copies: HashMap<ChunkId, ChunkId> = HashMap::new();
@@ -279,6 +322,10 @@ impl Repository {
             trees: HashMap::new(),
             blobs: HashMap::new(),
         };
+        // Source snapshots copied in this run (their ids are all in the memo), and the
+        // parents walked: each is walked at most once.
+        let mut copied_now: HashSet<ChunkId> = HashSet::new();
+        let mut walked: HashSet<ChunkId> = HashSet::new();
         for entry in selected {
             let mut copied = CopiedSnapshot {
                 source: entry.id,
@@ -301,11 +348,21 @@ impl Repository {
             };
             let label = entry.id.to_hex();
             progress.file_started(Path::new(&label));
+            if !outcome.same_ids
+                && let Some((parent, copy)) = copied_parent(&entry, &source_catalog, &copies)
+                && !copied_now.contains(&parent.id)
+                && walked.insert(parent.id)
+                && let Some(copy) = targets.get(&copy)
+                && is_copy_of(copy, &parent.snapshot)
+            {
+                copier.learn(parent.snapshot.tree, copy.tree);
+            }
             let result = copier.snapshot(&entry, &copies, &mut copied, target_lock);
             match result {
                 Ok(target) => {
                     existing.insert(key, target);
                     copies.insert(entry.id, target);
+                    copied_now.insert(entry.id);
                     copied.status = CopyStatus::Copied { target };
                 }
                 Err(Failure::Source { path, error }) => {
@@ -472,6 +529,23 @@ struct Copier<'a> {
 }
 
 impl Copier<'_> {
+    /// Learns, from the source tree `source` and the destination tree `target` (the roots of a
+    /// source snapshot and of its copy), which source blobs and trees the destination already
+    /// holds under which ids (see the module documentation). Reads trees and index entries
+    /// only, and never fails: what cannot be read or does not line up is not learned.
+    fn learn(&mut self, source: ChunkId, target: ChunkId) {
+        if let Some((blobs, trees)) = parent::learn(
+            self.stores.from,
+            self.stores.to,
+            (&self.blobs, &self.trees),
+            source,
+            target,
+        ) {
+            self.blobs.extend(blobs);
+            self.trees.extend(trees);
+        }
+    }
+
     /// Copies the trees and data of `entry`, flushes, and writes its manifest; returns the new
     /// snapshot's id.
     fn snapshot(
