@@ -186,6 +186,8 @@ impl PackBuilder {
             length,
             raw_length,
         });
+        // Exact: a pack's buffer is megabytes, and amortized growth would double it.
+        self.bytes.reserve_exact(sealed.len());
         self.bytes.extend_from_slice(sealed);
         Ok(())
     }
@@ -195,6 +197,8 @@ impl PackBuilder {
         let records: Vec<EntryRecord> = self.entries.iter().map(EntryRecord::from).collect();
         let trailer = codec::encode(&records, "pack trailer")?;
         let start = self.bytes.len();
+        self.bytes
+            .reserve_exact(trailer.len() + sealer.overhead() + 4 + FOOTER_MAGIC.len());
         sealer.seal_into(&mut self.bytes, &trailer, &trailer_ad(PACK_VERSION))?;
         let trailer_len = (self.bytes.len() - start) as u32;
         self.bytes.extend_from_slice(&trailer_len.to_le_bytes());
@@ -308,4 +312,38 @@ fn parse_trailer(
         entries.push(entry);
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_that_outgrows_its_capacity_is_not_doubled() {
+        // Capacity for 100 bytes; then a blob of 1 MiB and a trailer: amortized growth would
+        // leave twice the pack's length allocated.
+        let mut builder = PackBuilder::new(100);
+        for (n, size) in [60usize, 1 << 20, 30].into_iter().enumerate() {
+            let id = ChunkId::from_bytes([n as u8; 32]);
+            builder
+                .add(
+                    id,
+                    BlobKind::Data,
+                    Encoding::Raw,
+                    size as u32,
+                    &vec![7u8; size],
+                )
+                .expect("a blob is added");
+        }
+        let pack = builder
+            .finish(&Sealer::Plain)
+            .expect("the pack is finished");
+        assert_eq!(pack.entries.len(), 3);
+        assert!(
+            pack.bytes.capacity() <= pack.bytes.len() + 64,
+            "capacity {} for {} bytes",
+            pack.bytes.capacity(),
+            pack.bytes.len()
+        );
+    }
 }
