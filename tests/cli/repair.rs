@@ -173,8 +173,27 @@ fn a_damaged_manifest_is_deleted_by_repair_snapshots_forget() {
     bytes[20] ^= 1;
     fs::write(&first, bytes).unwrap();
     assert!(!check_ok(&env));
+    // This host read the manifest before it was damaged and kept a copy (verified against the
+    // manifest's id), so it still lists it; a host without that copy cannot.
     let out = env.run(["snapshots"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let fresh_cache = env.cache.with_extension("fresh");
+    let out = env
+        .command()
+        .env("RESPALDO_CACHE_DIR", &fresh_cache)
+        .args(["snapshots", "--repo"])
+        .arg(&env.repo)
+        .output()
+        .unwrap();
     assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "snapshots/{}",
+            first.file_name().unwrap().to_string_lossy()
+        )),
+        "{}",
+        describe(&out)
+    );
 
     let out = env.ok(["repair", "snapshots", "--forget", "--json"]);
     let report = json(&out);

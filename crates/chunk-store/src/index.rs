@@ -22,6 +22,9 @@ use crate::index_file::IndexedPack;
 const BLOBS: TableDefinition<&[u8; 32], &[u8; LOCATION_LEN]> = TableDefinition::new("blobs-v1");
 const INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v1");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
+/// Snapshot files read before, by name. They never change (each is named by the BLAKE3 hash of
+/// its content), so a copy stays good until the file is deleted.
+const SNAPSHOT_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot-files-v1");
 const META_REPOSITORY: &str = "repository-id";
 
 const LOCATION_LEN: usize = 50;
@@ -192,6 +195,7 @@ impl Index {
                     .map_err(|e| self.err(e))?;
                 txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
                 txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
+                txn.delete_table(SNAPSHOT_FILES).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
@@ -260,6 +264,54 @@ impl Index {
             if let Some(file) = file {
                 let mut files = txn.open_table(INDEX_FILES).map_err(|e| self.err(e))?;
                 files.insert(file, ()).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The cached copies of the snapshot files `names` (`None` where there is none), and
+    /// whether the cache also holds files not among `names` (deleted since).
+    pub(crate) fn cached_snapshot_files(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<Option<Vec<u8>>>, bool)> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(SNAPSHOT_FILES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok((vec![None; names.len()], false));
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut hits = 0;
+        let mut copies = Vec::with_capacity(names.len());
+        for name in names {
+            let copy = table
+                .get(name.as_str())
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+            hits += usize::from(copy.is_some());
+            copies.push(copy);
+        }
+        let cached = redb::ReadableTableMetadata::len(&table).map_err(|e| self.err(e))?;
+        Ok((copies, cached > hits as u64))
+    }
+
+    /// Caches the snapshot files `add` (name, content) and drops every cached one not in
+    /// `keep`, in one transaction.
+    pub(crate) fn update_snapshot_files(
+        &self,
+        add: &[(&str, &[u8])],
+        keep: &HashSet<&str>,
+    ) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(SNAPSHOT_FILES).map_err(|e| self.err(e))?;
+            table
+                .retain(|name, _| keep.contains(name))
+                .map_err(|e| self.err(e))?;
+            for (name, bytes) in add {
+                table.insert(*name, *bytes).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))

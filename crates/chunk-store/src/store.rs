@@ -1,6 +1,6 @@
 //! [`ChunkStore`]: a repository's blobs, deduplicated, packed, sealed and indexed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -996,6 +996,81 @@ impl ChunkStore {
         let (name, bytes) = index_file::encode(&self.sealer, packs)?;
         self.backend.write(FileKind::Index, &name, &bytes)?;
         Ok(name)
+    }
+
+    /// Every snapshot file of the repository: its name and its content, or the error reading
+    /// it gave (`NotFound` when it was deleted after the listing), in the order the backend
+    /// lists them.
+    ///
+    /// Snapshot files never change (each is named by the BLAKE3 hash of its content), so a
+    /// copy kept beside the fast index serves every file read before: only new files are read
+    /// from the backend, several at a time on a remote one. A copy is kept only of content
+    /// that matches its name, and dropped once its file is gone from the listing.
+    pub fn read_snapshot_files(&self) -> Result<Vec<(String, Result<Vec<u8>>)>> {
+        let names = self.backend.list(FileKind::Snapshot)?;
+        let (copies, stale) = self.index.cached_snapshot_files(&names)?;
+        let missing: Vec<usize> = (0..names.len()).filter(|&i| copies[i].is_none()).collect();
+        let mut read: Vec<Result<Vec<u8>>> = Vec::with_capacity(missing.len());
+        // Remote reads wait on the network, not on a core: run them 8 at a time.
+        let threads = if self.backend.is_remote() { 8 } else { 1 };
+        if threads == 1 || missing.len() < 2 {
+            read.extend(
+                missing
+                    .iter()
+                    .map(|&i| self.backend.read(FileKind::Snapshot, &names[i])),
+            );
+        } else {
+            let per_thread = missing.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = missing
+                    .chunks(per_thread)
+                    .map(|part| {
+                        scope.spawn(|| {
+                            part.iter()
+                                .map(|&i| self.backend.read(FileKind::Snapshot, &names[i]))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    match worker.join() {
+                        Ok(part) => read.extend(part),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+            });
+        }
+        let keep: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let add: Vec<(&str, &[u8])> = missing
+            .iter()
+            .zip(&read)
+            .filter_map(|(&i, bytes)| {
+                let bytes = bytes.as_ref().ok()?;
+                (blake3::hash(bytes).to_hex().as_str() == names[i])
+                    .then(|| (names[i].as_str(), bytes.as_slice()))
+            })
+            .collect();
+        if !add.is_empty() || stale {
+            self.index.update_snapshot_files(&add, &keep)?;
+        }
+        let mut read = read.into_iter();
+        Ok(names
+            .into_iter()
+            .zip(copies)
+            .map(|(name, copy)| match copy {
+                Some(bytes) => (name, Ok(bytes)),
+                None => {
+                    // One read per missing file, in order: never short.
+                    let bytes = read.next().unwrap_or_else(|| {
+                        Err(Error::NotFound {
+                            kind: "snapshot",
+                            name: name.clone(),
+                        })
+                    });
+                    (name, bytes)
+                }
+            })
+            .collect())
     }
 
     /// The whole content of pack `pack`.

@@ -815,3 +815,74 @@ fn trees_come_from_a_local_copy_of_their_pack_and_a_damaged_copy_is_fetched_agai
     assert!(!copy.exists());
     assert!(!memory.exists(FileKind::Pack, &pack).unwrap());
 }
+
+/// The name a snapshot file of content `bytes` has: the hex BLAKE3 hash of its content.
+fn content_name(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+#[test]
+fn snapshot_files_read_once_are_served_from_the_cache_until_deleted() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    let first = b"first snapshot".to_vec();
+    let second = b"second snapshot".to_vec();
+    let (first_name, second_name) = (content_name(&first), content_name(&second));
+    backend
+        .write(FileKind::Snapshot, &first_name, &first)
+        .unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].0, first_name);
+    assert_eq!(read[0].1.as_ref().unwrap(), &first);
+
+    // Altered in the repository: the copy read before is what comes back, in this process
+    // and in the next one; a new file is read from the repository.
+    backend
+        .write(FileKind::Snapshot, &first_name, b"altered")
+        .unwrap();
+    backend
+        .write(FileKind::Snapshot, &second_name, &second)
+        .unwrap();
+    drop(store);
+    let store = reopen(backend.clone(), &cache);
+    let mut read: Vec<(String, Vec<u8>)> = store
+        .read_snapshot_files()
+        .unwrap()
+        .into_iter()
+        .map(|(name, bytes)| (name, bytes.unwrap()))
+        .collect();
+    read.sort();
+    let mut expected = vec![(first_name.clone(), first), (second_name.clone(), second)];
+    expected.sort();
+    assert_eq!(read, expected);
+
+    // Deleted, then written again with other content: the copy went with the file.
+    backend.delete(FileKind::Snapshot, &first_name).unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].0, second_name);
+    backend
+        .write(FileKind::Snapshot, &first_name, b"altered")
+        .unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    let altered = read.iter().find(|(name, _)| *name == first_name).unwrap();
+    assert_eq!(altered.1.as_ref().unwrap(), b"altered");
+}
+
+#[test]
+fn a_snapshot_file_that_does_not_match_its_name_is_not_cached() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), false);
+    let good = b"the snapshot".to_vec();
+    let name = content_name(&good);
+    backend
+        .write(FileKind::Snapshot, &name, b"damaged")
+        .unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    assert_eq!(read[0].1.as_ref().unwrap(), b"damaged");
+    // Repaired in the repository: the damaged content was not kept.
+    backend.write(FileKind::Snapshot, &name, &good).unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    assert_eq!(read[0].1.as_ref().unwrap(), &good);
+}

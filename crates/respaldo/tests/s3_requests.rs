@@ -109,6 +109,9 @@ fn requests_per_operation_stay_few_and_independent_of_the_file_count() {
         .unwrap();
     step("restore (1,001 files)", &mut rows);
     assert_eq!(restored.files, 1_001);
+    let catalog = repo.catalog().unwrap();
+    step("list the snapshots again (`snapshots`)", &mut rows);
+    assert_eq!(catalog.entries().len(), 3);
 
     println!("| step | PUT | GET | HEAD | LIST | DELETE |\n|---|---:|---:|---:|---:|---:|");
     for (name, c) in &rows {
@@ -139,4 +142,8 @@ fn requests_per_operation_stay_few_and_independent_of_the_file_count() {
     let restore = find("restore");
     assert!(restore.get <= 4 * packs + 12, "{restore:?}");
     assert!(restore.put <= 2, "{restore:?}");
+    // Manifests read once are kept in the cache: listing them again is one LIST.
+    let listing = find("list the snapshots again");
+    assert_eq!(listing.get, 0, "{listing:?}");
+    assert!(listing.list <= 1, "{listing:?}");
 }

@@ -120,17 +120,21 @@ impl Snapshot {
 
     /// Reads and verifies snapshot `id`.
     pub fn load(store: &ChunkStore, id: &ChunkId) -> Result<Self> {
-        let name = id.to_hex();
-        let object = format!("snapshots/{name}");
-        let bytes = store.backend().read(FileKind::Snapshot, &name)?;
-        if blake3::hash(&bytes).as_bytes() != id.as_bytes() {
+        let bytes = store.backend().read(FileKind::Snapshot, &id.to_hex())?;
+        Self::from_bytes(store, id, &bytes)
+    }
+
+    /// Verifies and opens `bytes`, the content of the file of snapshot `id`.
+    pub fn from_bytes(store: &ChunkStore, id: &ChunkId, bytes: &[u8]) -> Result<Self> {
+        let object = format!("snapshots/{}", id.to_hex());
+        if blake3::hash(bytes).as_bytes() != id.as_bytes() {
             return Err(Error::Corrupt {
                 object,
                 reason: "content does not match its name: the file was altered".to_string(),
             });
         }
         let (version, sealed) =
-            codec::split_header(&bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &object)?;
+            codec::split_header(bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &object)?;
         let body = store.open_sealed(sealed, &seal_context(version), &object)?;
         let r: SnapshotRecord = codec::decode(&body, &object)?;
         Ok(Snapshot {
