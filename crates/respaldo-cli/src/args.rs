@@ -36,7 +36,8 @@ pub struct Args {
 /// Options every command takes, before or after the command name.
 #[derive(Debug, ClapArgs)]
 pub struct Global {
-    /// Repository location (a local folder).
+    /// Repository location: a local folder, or `s3:https://HOST[:PORT]/BUCKET[/PREFIX]` or
+    /// `s3:BUCKET[/PREFIX]` (AWS) for an S3 bucket (see docs/object-storage.md).
     #[arg(
         long,
         short = 'r',
