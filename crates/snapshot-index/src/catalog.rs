@@ -54,16 +54,13 @@ impl Catalog {
     /// Reads every snapshot manifest. A damaged manifest is an error naming it; a manifest
     /// deleted between listing and reading (a `forget` running meanwhile) is left out.
     ///
-    /// Manifests read before come from the local copy the store keeps
-    /// ([`ChunkStore::read_snapshot_files`]), so the cost of loading grows with the number of
-    /// new snapshots, not with all of them; each is verified again all the same.
+    /// Only manifests not read before are fetched from the repository; the others come from
+    /// the local copy the store keeps ([`ChunkStore::read_snapshot_files`]), and are verified
+    /// again all the same.
     pub fn load(store: &ChunkStore) -> Result<Self> {
         let mut entries = Vec::new();
         for (name, bytes) in store.read_snapshot_files()? {
-            let id: ChunkId = name.parse().map_err(|_| Error::Corrupt {
-                object: format!("snapshots/{name}"),
-                reason: "the name is not a 64-digit hex id".to_string(),
-            })?;
+            let id = Snapshot::id_from_name(&name)?;
             let bytes = match bytes {
                 Ok(bytes) => bytes,
                 Err(e) if e.is_not_found() => continue,

@@ -157,12 +157,16 @@ impl Snapshot {
             .backend()
             .list(FileKind::Snapshot)?
             .into_iter()
-            .map(|name| {
-                name.parse().map_err(|_| Error::Corrupt {
-                    object: format!("snapshots/{name}"),
-                    reason: "the name is not a 64-digit hex id".to_string(),
-                })
-            })
+            .map(|name| Self::id_from_name(&name))
             .collect()
+    }
+
+    /// The id a snapshot file named `name` holds; a name that is not an id is
+    /// [`Error::Corrupt`] naming the file.
+    pub fn id_from_name(name: &str) -> Result<ChunkId> {
+        name.parse().map_err(|_| Error::Corrupt {
+            object: format!("snapshots/{name}"),
+            reason: "the name is not a 64-digit hex id".to_string(),
+        })
     }
 }
