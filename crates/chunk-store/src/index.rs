@@ -5,8 +5,8 @@
 //! which index files it has absorbed, so bringing it up to date reads only the new ones.
 //!
 //! Concurrency: the database is opened in redb's `MultiWriter` mode, so several processes
-//! (several backups into one repository) share one file; each writes in short transactions,
-//! one per index file absorbed.
+//! (several backups into one repository) share one file; each writes in short transactions:
+//! one per index file a backup writes, one per batch of index files a sync reads.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use chunker::ChunkId;
 use crate::blob::{BlobKind, BlobLocation, Encoding};
 use crate::error::{Error, Result};
 use crate::index_file::IndexedPack;
+use crate::pack::PackEntry;
 
 const BLOBS: TableDefinition<&[u8; 32], &[u8; LOCATION_LEN]> = TableDefinition::new("blobs-v1");
 const INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v1");
@@ -248,22 +249,28 @@ impl Index {
         Ok(names)
     }
 
-    /// Adds the blobs of `packs` in one transaction, and records `file` (if any) as absorbed.
-    pub(crate) fn absorb(&self, file: Option<&str>, packs: &[IndexedPack]) -> Result<()> {
+    /// Adds the blobs of `packs` in one transaction, and records `files` as absorbed.
+    pub(crate) fn absorb(&self, files: &[&str], packs: &[IndexedPack]) -> Result<()> {
+        // In id order, so that the B-tree's leaves are visited once each, in file order,
+        // rather than at random: a large index then rewrites each leaf once per transaction.
+        let mut entries: Vec<(&PackEntry, &ChunkId)> =
+            Vec::with_capacity(packs.iter().map(|p| p.blobs.len()).sum());
+        for pack in packs {
+            entries.extend(pack.blobs.iter().map(|entry| (entry, &pack.pack)));
+        }
+        entries.sort_unstable_by(|a, b| a.0.id.as_bytes().cmp(b.0.id.as_bytes()));
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
-            for pack in packs {
-                for entry in &pack.blobs {
-                    let location = encode_location(&entry.location(pack.pack));
-                    blobs
-                        .insert(entry.id.as_bytes(), &location)
-                        .map_err(|e| self.err(e))?;
-                }
+            for (entry, pack) in entries {
+                let location = encode_location(&entry.location(*pack));
+                blobs
+                    .insert(entry.id.as_bytes(), &location)
+                    .map_err(|e| self.err(e))?;
             }
-            if let Some(file) = file {
-                let mut files = txn.open_table(INDEX_FILES).map_err(|e| self.err(e))?;
-                files.insert(file, ()).map_err(|e| self.err(e))?;
+            let mut absorbed = txn.open_table(INDEX_FILES).map_err(|e| self.err(e))?;
+            for file in files {
+                absorbed.insert(*file, ()).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))

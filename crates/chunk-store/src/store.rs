@@ -741,7 +741,7 @@ impl ChunkStore {
         };
         let result = index_file::encode(&self.sealer, &packs).and_then(|(name, bytes)| {
             self.backend.write(FileKind::Index, &name, &bytes)?;
-            self.index.absorb(Some(&name), &packs)
+            self.index.absorb(&[&name], &packs)
         });
         let mut state = self.state();
         match result {
@@ -902,13 +902,23 @@ impl ChunkStore {
         }
         let mut read = 0;
         let mut unreadable = Vec::new();
+        // Index files are absorbed several per transaction: on a large index each transaction
+        // rewrites most of the B-tree's leaves, whatever its size.
+        let mut batch = AbsorbBatch::default();
         for name in listed {
             if absorbed.contains(&name) {
                 continue;
             }
             let bytes = self.backend.read(FileKind::Index, &name)?;
             match index_file::decode(&self.sealer, &name, &bytes) {
-                Ok(packs) => self.index.absorb(Some(&name), &packs)?,
+                Ok(packs) => {
+                    batch.entries += packs.iter().map(|p| p.blobs.len()).sum::<usize>();
+                    batch.packs.extend(packs);
+                    batch.files.push(name);
+                    if batch.entries >= ABSORB_BATCH_ENTRIES {
+                        batch.absorb_into(&self.index)?;
+                    }
+                }
                 // One damaged index file must not lock the user out of the repository (and
                 // out of `check` and `repair index`): its blobs are unknown until it is
                 // repaired, which readers report as a missing blob.
@@ -920,6 +930,7 @@ impl ChunkStore {
             }
             read += 1;
         }
+        batch.absorb_into(&self.index)?;
         *self
             .unreadable_index_files
             .lock()
@@ -963,7 +974,7 @@ impl ChunkStore {
                     blobs: pack::read_pack_trailer(self.backend.as_ref(), &self.sealer, name)?,
                 });
             }
-            self.index.absorb(None, &packs)?;
+            self.index.absorb(&[], &packs)?;
         }
         Ok(names.len())
     }
@@ -1236,5 +1247,31 @@ impl ChunkStore {
             });
         }
         self.backend.delete(FileKind::Key, name)
+    }
+}
+
+/// How many blob entries [`ChunkStore::sync_index`] gathers from index files before it
+/// absorbs them in one transaction: about 15 MiB of decoded entries held at once, for half
+/// the time of one transaction per file on an index of 10M entries (`docs/benchmarks.md`).
+const ABSORB_BATCH_ENTRIES: usize = 262_144;
+
+/// Index files read by [`ChunkStore::sync_index`] and not absorbed yet.
+#[derive(Default)]
+struct AbsorbBatch {
+    files: Vec<String>,
+    packs: Vec<IndexedPack>,
+    entries: usize,
+}
+
+impl AbsorbBatch {
+    /// Absorbs the gathered files in one transaction, and empties the batch.
+    fn absorb_into(&mut self, index: &Index) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<&str> = self.files.iter().map(String::as_str).collect();
+        index.absorb(&files, &self.packs)?;
+        *self = Self::default();
+        Ok(())
     }
 }

@@ -886,3 +886,48 @@ fn a_snapshot_file_that_does_not_match_its_name_is_not_cached() {
     let read = store.read_snapshot_files().unwrap();
     assert_eq!(read[0].1.as_ref().unwrap(), &good);
 }
+
+#[test]
+fn syncing_many_index_files_absorbs_each_once_across_transactions() {
+    use chunk_store::{IndexedPack, PackEntry};
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), false);
+    // More entries than one absorbing transaction takes (262,144), in five index files.
+    let id = |n: u64| ChunkId::from_bytes(*blake3::hash(&n.to_le_bytes()).as_bytes());
+    let per_file = 70_000u64;
+    for file in 0..5u64 {
+        let first = file * per_file;
+        let packs: Vec<IndexedPack> = (0..per_file / 1_000)
+            .map(|p| IndexedPack {
+                pack: id(1_000_000 + file * 100 + p),
+                size: 1_000 * 100,
+                blobs: (0..1_000)
+                    .map(|b| PackEntry {
+                        id: id(first + p * 1_000 + b),
+                        kind: BlobKind::Data,
+                        encoding: Encoding::Raw,
+                        offset: b * 100,
+                        length: 100,
+                        raw_length: 84,
+                    })
+                    .collect(),
+            })
+            .collect();
+        store.write_index_file(&packs).unwrap();
+    }
+    drop(store);
+
+    let other_cache = tempfile::tempdir().unwrap();
+    let store = reopen(backend.clone(), &other_cache);
+    assert_eq!(store.indexed_blob_count().unwrap(), 5 * per_file);
+    for n in [0, per_file - 1, 3 * per_file + 17, 5 * per_file - 1] {
+        let location = store.locate(&id(n)).unwrap().expect("the blob is indexed");
+        assert_eq!(location.offset, (n % 1_000) * 100, "blob {n}");
+    }
+    // Every file was recorded as absorbed: a second sync reads none.
+    assert_eq!(store.sync_index().unwrap(), 0);
+    drop(store);
+    let store = reopen(backend, &other_cache);
+    assert_eq!(store.sync_index().unwrap(), 0);
+    assert_eq!(store.indexed_blob_count().unwrap(), 5 * per_file);
+}
