@@ -69,6 +69,18 @@ pub trait CutPoints: sealed::Sealed {
         CutStream::new(self, reader, Some(capacity))
     }
 
+    /// Like [`CutPoints::stream`], reading into `buffer` instead of allocating one: its
+    /// contents do not matter, and it is grown to at least twice the largest chunk (to its
+    /// capacity, if that is larger). Take it back with [`CutStream::into_buffer`], so that
+    /// chunking many inputs allocates once. Cut points do not depend on the buffer.
+    #[must_use]
+    fn stream_with_buffer<R: Read>(&self, reader: R, buffer: Vec<u8>) -> CutStream<'_, Self, R>
+    where
+        Self: Sized,
+    {
+        CutStream::with_buffer(self, reader, buffer)
+    }
+
     /// Chunks `reader`, calling `f` with each chunk in order, and returns the bytes read (the
     /// sum of the chunk lengths).
     ///
@@ -171,13 +183,15 @@ impl<C: CutPoints> FusedIterator for SliceCuts<'_, C> {}
 /// buffer until the next call.
 ///
 /// One buffer, allocated once, of `max(4 × max_chunk_len, 8 MiB)` bytes (or the capacity given
-/// to `stream_with_capacity`, raised to at least `2 × max_chunk_len`); the unconsumed tail
+/// to `stream_with_capacity`, or the buffer given to `stream_with_buffer`, raised to at least
+/// `2 × max_chunk_len`); the unconsumed tail
 /// moves to the front on refill, so nothing is allocated per chunk. The chunks are exactly
 /// those of `chunk_slice` over the whole input, however the reader splits its reads.
 pub struct CutStream<'c, C, R> {
     cutter: &'c C,
     reader: R,
-    buf: Box<[u8]>,
+    /// Its length is the capacity in use; zero-filled beyond `end` the first time.
+    buf: Vec<u8>,
     /// Start of the unconsumed data in `buf`.
     start: usize,
     /// End of the valid data in `buf`.
@@ -211,7 +225,27 @@ impl<'c, C: CutPoints, R: Read> CutStream<'c, C, R> {
         Self {
             cutter,
             reader,
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: vec![0; capacity],
+            start: 0,
+            end: 0,
+            eof: false,
+            bytes_read: 0,
+        }
+    }
+
+    /// A stream over `reader` that reads into `buffer`, grown to at least `2 ×
+    /// max_chunk_len` bytes (to its capacity, if larger). See
+    /// [`CutPoints::stream_with_buffer`].
+    #[must_use]
+    pub fn with_buffer(cutter: &'c C, reader: R, mut buffer: Vec<u8>) -> Self {
+        let capacity = buffer.capacity().max(2 * cutter.max_chunk_len().max(1));
+        // Fills the rest of the capacity with zeros: one memset per stream, against reading
+        // at least as many bytes.
+        buffer.resize(capacity, 0);
+        Self {
+            cutter,
+            reader,
+            buf: buffer,
             start: 0,
             end: 0,
             eof: false,
@@ -264,5 +298,11 @@ impl<'c, C: CutPoints, R: Read> CutStream<'c, C, R> {
     #[must_use]
     pub fn into_inner(self) -> R {
         self.reader
+    }
+
+    /// Gives the buffer back, for another stream (see [`CutPoints::stream_with_buffer`]).
+    #[must_use]
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 }

@@ -151,6 +151,39 @@ proptest! {
         prop_assert_eq!(streamed, expected);
     }
 
+    /// A reused buffer, holding another input's bytes, changes no cut point; it comes back
+    /// at least as large as it went in, and large enough for the next stream.
+    #[test]
+    fn stream_with_a_reused_buffer_equals_slice(
+        spec in spec(),
+        data in input(),
+        sizes in prop::collection::vec(1usize..=20_000, 1..8),
+        stale in prop::collection::vec(any::<u8>(), 0..2_000),
+        capacity in 0usize..=300_000,
+    ) {
+        let cutter = spec.cutter(&data).unwrap();
+        let expected = lengths(&cutter, &data);
+        let mut buffer = Vec::with_capacity(capacity.max(stale.len()));
+        buffer.extend_from_slice(&stale);
+        let capacity_in = buffer.capacity();
+
+        for _ in 0..2 {
+            let mut stream = cutter.stream_with_buffer(ShortReader::new(&data, sizes.clone()), buffer);
+            let mut streamed = Vec::new();
+            let mut offset = 0;
+            while let Some(chunk) = stream.next_chunk().unwrap() {
+                prop_assert_eq!(chunk, &data[offset..offset + chunk.len()]);
+                offset += chunk.len();
+                streamed.push(chunk.len());
+            }
+            prop_assert_eq!(stream.bytes_read(), data.len() as u64);
+            prop_assert_eq!(&streamed, &expected);
+            buffer = stream.into_buffer();
+            prop_assert!(buffer.len() >= capacity_in);
+            prop_assert!(buffer.len() >= 2 * cutter.max_chunk_len());
+        }
+    }
+
     #[test]
     fn the_wrapped_chunkers_agree_with_the_cutter(spec in spec(), data in input()) {
         let cutter = spec.cutter(&data).unwrap();

@@ -222,7 +222,7 @@ impl Repository {
         let excludes = Excludes::new(&[], &[], &[])?;
         let ctx = Context::new(self.store(), excludes, false, progress);
         let mut content = Vec::new();
-        let read = pipeline::store_reader(&ctx, reader, &mut content)?
+        let read = pipeline::store_reader(&ctx, reader, &mut Vec::new(), &mut content)?
             .map_err(Error::io("read standard input for", format!("/{filename}")))?;
         let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
         node.mode = 0o644;

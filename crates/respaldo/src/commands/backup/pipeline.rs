@@ -369,6 +369,8 @@ fn read_content(
     if expected_size <= SMALL_FILE {
         // Small files are read whole into a reused buffer: no per-file allocation.
         buffer.clear();
+        // Exact: amortized growth could leave a buffer of twice the largest small file.
+        buffer.reserve_exact(expected_size as usize);
         if let Err(e) = (&mut *file).take(SMALL_FILE + 1).read_to_end(buffer) {
             return Ok(Err(e));
         }
@@ -392,15 +394,17 @@ fn read_content(
             return Ok(Err(e));
         }
     }
-    store_reader(ctx, file, content)
+    store_reader(ctx, file, buffer, content)
 }
 
 /// Cuts and stores everything `reader` yields, with the cutter its first bytes call for (see
 /// [`database_pages`]); returns the bytes read. The outer error is fatal (the repository
-/// failed), the inner one a read error of the reader.
+/// failed), the inner one a read error of the reader. `buffer` is the read buffer (its
+/// contents do not matter), reused so that a worker holds one whatever it reads.
 pub(crate) fn store_reader(
     ctx: &Context<'_>,
     mut reader: impl Read,
+    buffer: &mut Vec<u8>,
     content: &mut Vec<chunk_store::ChunkId>,
 ) -> Result<std::io::Result<u64>> {
     let mut header = [0u8; chunker::SQLITE_HEADER_LEN];
@@ -410,10 +414,23 @@ pub(crate) fn store_reader(
     };
     // The peeked bytes go first: the reader need not seek (standard input cannot).
     let reader = std::io::Cursor::new(&header[..peeked]).chain(reader);
+    // A small file's buffer is as large as a stream needs with the default chunk sizes (twice
+    // the largest chunk): one per worker, not one of each (benchmarks.md, "One read buffer").
+    let buf = std::mem::take(buffer);
     match database_pages(&header[..peeked]) {
         // Thousands of small chunks: stored in batches, on several threads.
-        Some(pages) => store_stream(ctx, pages.stream(reader), content, true),
-        None => store_stream(ctx, ctx.store.chunker().stream(reader), content, false),
+        Some(pages) => {
+            let mut stream = pages.stream_with_buffer(reader, buf);
+            let stored = store_stream(ctx, &mut stream, content, true);
+            *buffer = stream.into_buffer();
+            stored
+        }
+        None => {
+            let mut stream = ctx.store.chunker().stream_with_buffer(reader, buf);
+            let stored = store_stream(ctx, &mut stream, content, false);
+            *buffer = stream.into_buffer();
+            stored
+        }
     }
 }
 
@@ -421,7 +438,7 @@ pub(crate) fn store_reader(
 /// batches on several threads; returns the bytes read (see [`read_content`]).
 fn store_stream<C: CutPoints>(
     ctx: &Context<'_>,
-    mut stream: CutStream<'_, C, impl Read>,
+    stream: &mut CutStream<'_, C, impl Read>,
     content: &mut Vec<chunk_store::ChunkId>,
     batched: bool,
 ) -> Result<std::io::Result<u64>> {
