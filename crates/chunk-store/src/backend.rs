@@ -122,6 +122,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn is_remote(&self) -> bool {
         false
     }
+
+    /// Starts a file of `kind` that is written piece by piece and named only when complete
+    /// (see [`StagedFile`]), or `None` when this backend takes whole files only
+    /// ([`Backend::write`]) and the caller must gather the content in memory. `None` unless
+    /// a backend says otherwise.
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn StagedFile>>> {
+        let _ = kind;
+        Ok(None)
+    }
+}
+
+/// A file being written piece by piece, invisible until [`StagedFile::commit`] names it: how
+/// packs reach a backend without being held in memory. Dropping it uncommitted discards it.
+pub trait StagedFile: Send + std::fmt::Debug {
+    /// Appends `data` to the content.
+    fn append(&mut self, data: &[u8]) -> Result<()>;
+
+    /// Returns the `len` bytes at `offset` of what was appended so far.
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>>;
+
+    /// Stores the content as the file `name` of the kind it was staged for, with the
+    /// guarantees of [`Backend::write`]: once `Ok`, durable and visible whole; after an error
+    /// or a crash, absent (a crash may leave the partial content under a name that is never
+    /// listed).
+    fn commit(self: Box<Self>, name: &str) -> Result<()>;
 }
 
 /// The name of the config file.

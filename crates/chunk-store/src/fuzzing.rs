@@ -210,12 +210,12 @@ mod tests {
                 .add(id, BlobKind::Data, Encoding::Raw, 4, &sealed)
                 .expect("add");
             let finished = builder.finish(&mode.sealer()).expect("finish");
-            let entries = read_pack_trailer(mode, &finished.bytes).expect("trailer");
+            let entries = read_pack_trailer(mode, &finished.bytes()).expect("trailer");
             assert_eq!(entries, finished.entries);
 
             let packs = vec![IndexedPack {
                 pack: finished.id,
-                size: finished.bytes.len() as u64,
+                size: finished.bytes().len() as u64,
                 blobs: entries,
             }];
             let (name, bytes) = encode_index_file(mode, &packs).expect("encode");

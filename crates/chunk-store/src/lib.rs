@@ -58,7 +58,7 @@ pub mod fuzzing;
 pub use backend::{
     Backend, CONFIG_NAME, DEFAULT_PART_SIZE, FileKind, LocalBackend, Location, MemoryBackend,
     OPENDAL_SCHEME, ObjectBackend, OpendalLocation, RequestCounts, RequestPolicy, S3_SCHEME,
-    S3Access, S3Location, validate_name,
+    S3Access, S3Location, StagedFile, validate_name,
 };
 pub use blob::{BlobKind, BlobLocation, Encoding};
 pub use chunker::ChunkId;

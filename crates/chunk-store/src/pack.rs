@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use chunker::ChunkId;
 
-use crate::backend::{Backend, FileKind};
+use crate::backend::{Backend, FileKind, StagedFile};
 use crate::blob::{BlobKind, BlobLocation, Encoding};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -118,35 +118,114 @@ fn trailer_ad(version: u16) -> [u8; 18] {
     ad
 }
 
-/// A pack being filled in memory.
+/// The first bytes of every pack.
+fn pack_header() -> Vec<u8> {
+    let mut header = Vec::with_capacity(codec::HEADER_LEN);
+    codec::write_header(&mut header, PACK_MAGIC, PACK_VERSION);
+    header
+}
+
+/// Where a pack's bytes go while it is filled: memory, or a file the backend stages (see
+/// [`Backend::stage`]), so that open packs cost no memory on a backend that can.
+#[derive(Debug)]
+pub(crate) enum PackContent {
+    Memory(Vec<u8>),
+    Staged(Box<dyn StagedFile>),
+}
+
+impl PackContent {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            // Exact: a pack's buffer is megabytes, and amortized growth would double it.
+            Self::Memory(bytes) => {
+                bytes.reserve_exact(data.len());
+                bytes.extend_from_slice(data);
+                Ok(())
+            }
+            Self::Staged(file) => file.append(data),
+        }
+    }
+}
+
+/// A pack being filled.
 #[derive(Debug)]
 pub(crate) struct PackBuilder {
-    bytes: Vec<u8>,
+    content: PackContent,
+    /// Bytes appended so far.
+    len: u64,
+    /// Of the bytes appended so far: a pack is named by the hash of its content.
+    hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
 }
 
-/// A finished pack: its name, bytes and entries.
+/// A finished pack, not yet stored: its name, size, entries and content.
 #[derive(Debug)]
 pub(crate) struct FinishedPack {
     pub(crate) id: ChunkId,
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) size: u64,
     pub(crate) entries: Vec<PackEntry>,
+    pub(crate) content: PackContent,
+}
+
+impl FinishedPack {
+    /// Stores the pack under its name in `backend`: durable and visible once `Ok`.
+    pub(crate) fn store(self, backend: &dyn Backend) -> Result<(ChunkId, u64, Vec<PackEntry>)> {
+        let name = self.id.to_hex();
+        match self.content {
+            PackContent::Memory(bytes) => backend.write(FileKind::Pack, &name, &bytes)?,
+            PackContent::Staged(file) => file.commit(&name)?,
+        }
+        Ok((self.id, self.size, self.entries))
+    }
+
+    /// The bytes of a pack built in memory.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &Vec<u8> {
+        match &self.content {
+            PackContent::Memory(bytes) => bytes,
+            PackContent::Staged(_) => panic!("a staged pack's bytes are in its file"),
+        }
+    }
 }
 
 impl PackBuilder {
-    /// An empty pack with room for `capacity` bytes.
+    /// An empty pack in memory, with room for `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> Self {
-        let mut bytes = Vec::with_capacity(capacity);
-        codec::write_header(&mut bytes, PACK_MAGIC, PACK_VERSION);
+        let header = pack_header();
+        let mut bytes = Vec::with_capacity(capacity.max(header.len()));
+        bytes.extend_from_slice(&header);
+        Self::started(PackContent::Memory(bytes), &header)
+    }
+
+    /// An empty pack written to `file` as it is filled.
+    pub(crate) fn staged(mut file: Box<dyn StagedFile>) -> Result<Self> {
+        let header = pack_header();
+        file.append(&header)?;
+        Ok(Self::started(PackContent::Staged(file), &header))
+    }
+
+    /// A pack whose `content` holds `header` and nothing else.
+    fn started(content: PackContent, header: &[u8]) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(header);
         Self {
-            bytes,
+            content,
+            len: header.len() as u64,
+            hasher,
             entries: Vec::new(),
         }
     }
 
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.content.append(data)?;
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
     /// Bytes written so far.
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+    pub(crate) fn len(&self) -> u64 {
+        self.len
     }
 
     /// Whether no blob was added.
@@ -160,9 +239,14 @@ impl PackBuilder {
     }
 
     /// The sealed bytes of an entry added to this pack.
-    pub(crate) fn sealed_bytes(&self, entry: &PackEntry) -> &[u8] {
-        let start = entry.offset as usize;
-        &self.bytes[start..start + entry.length as usize]
+    pub(crate) fn sealed_bytes(&mut self, entry: &PackEntry) -> Result<Vec<u8>> {
+        match &mut self.content {
+            PackContent::Memory(bytes) => {
+                let start = entry.offset as usize;
+                Ok(bytes[start..start + entry.length as usize].to_vec())
+            }
+            PackContent::Staged(file) => file.read_at(entry.offset, entry.length as usize),
+        }
     }
 
     /// Appends a sealed blob.
@@ -178,17 +262,16 @@ impl PackBuilder {
             size: sealed.len(),
             max: u32::MAX as usize,
         })?;
+        let offset = self.len;
+        self.append(sealed)?;
         self.entries.push(PackEntry {
             id,
             kind,
             encoding,
-            offset: self.bytes.len() as u64,
+            offset,
             length,
             raw_length,
         });
-        // Exact: a pack's buffer is megabytes, and amortized growth would double it.
-        self.bytes.reserve_exact(sealed.len());
-        self.bytes.extend_from_slice(sealed);
         Ok(())
     }
 
@@ -196,17 +279,18 @@ impl PackBuilder {
     pub(crate) fn finish(mut self, sealer: &Sealer) -> Result<FinishedPack> {
         let records: Vec<EntryRecord> = self.entries.iter().map(EntryRecord::from).collect();
         let trailer = codec::encode(&records, "pack trailer")?;
-        let start = self.bytes.len();
-        self.bytes
-            .reserve_exact(trailer.len() + sealer.overhead() + 4 + FOOTER_MAGIC.len());
-        sealer.seal_into(&mut self.bytes, &trailer, &trailer_ad(PACK_VERSION))?;
-        let trailer_len = (self.bytes.len() - start) as u32;
-        self.bytes.extend_from_slice(&trailer_len.to_le_bytes());
-        self.bytes.extend_from_slice(FOOTER_MAGIC);
+        let mut tail = Vec::with_capacity(trailer.len() + sealer.overhead() + FOOTER_LEN as usize);
+        sealer.seal_into(&mut tail, &trailer, &trailer_ad(PACK_VERSION))?;
+        // A trailer of a pack of at most MAX_PACK_ENTRIES fits in a u32.
+        let trailer_len = tail.len() as u32;
+        tail.extend_from_slice(&trailer_len.to_le_bytes());
+        tail.extend_from_slice(FOOTER_MAGIC);
+        self.append(&tail)?;
         Ok(FinishedPack {
-            id: ChunkId::from_bytes(*blake3::hash(&self.bytes).as_bytes()),
-            bytes: self.bytes,
+            id: ChunkId::from_bytes(*self.hasher.finalize().as_bytes()),
+            size: self.len,
             entries: self.entries,
+            content: self.content,
         })
     }
 }
@@ -319,6 +403,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_staged_pack_has_the_bytes_name_and_entries_of_one_built_in_memory() {
+        use crate::backend::LocalBackend;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let backend = LocalBackend::new(dir.path());
+        let staged = backend
+            .stage(FileKind::Pack)
+            .expect("staging works")
+            .expect("a local backend stages");
+        let mut builders = [
+            PackBuilder::new(64),
+            PackBuilder::staged(staged).expect("the header is written"),
+        ];
+        for builder in &mut builders {
+            for (n, size) in [10usize, 300_000, 1].into_iter().enumerate() {
+                let id = ChunkId::from_bytes([n as u8; 32]);
+                let sealed = vec![n as u8 + 1; size];
+                builder
+                    .add(id, BlobKind::Data, Encoding::Raw, size as u32, &sealed)
+                    .expect("a blob is added");
+                let entry = *builder.entries().last().expect("an entry");
+                assert_eq!(builder.sealed_bytes(&entry).expect("read back"), sealed);
+            }
+        }
+        let [memory, staged] = builders.map(|b| b.finish(&Sealer::Plain).expect("finished"));
+        assert_eq!(memory.entries, staged.entries);
+        assert_eq!((memory.id, memory.size), (staged.id, staged.size));
+        let bytes = memory.bytes().clone();
+        assert_eq!(
+            memory.id,
+            ChunkId::from_bytes(*blake3::hash(&bytes).as_bytes())
+        );
+        let (id, size, _) = staged.store(&backend).expect("committed");
+        let name = id.to_hex();
+        assert_eq!(backend.read(FileKind::Pack, &name).expect("listed"), bytes);
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(backend.list(FileKind::Pack).expect("list"), vec![name]);
+    }
+
+    #[test]
     fn a_pack_that_outgrows_its_capacity_is_not_doubled() {
         // Capacity for 100 bytes; then a blob of 1 MiB and a trailer: amortized growth would
         // leave twice the pack's length allocated.
@@ -340,10 +463,10 @@ mod tests {
             .expect("the pack is finished");
         assert_eq!(pack.entries.len(), 3);
         assert!(
-            pack.bytes.capacity() <= pack.bytes.len() + 64,
+            pack.bytes().capacity() <= pack.bytes().len() + 64,
             "capacity {} for {} bytes",
-            pack.bytes.capacity(),
-            pack.bytes.len()
+            pack.bytes().capacity(),
+            pack.bytes().len()
         );
     }
 }

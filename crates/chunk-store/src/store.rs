@@ -640,11 +640,25 @@ impl ChunkStore {
     ) -> Result<()> {
         let full = {
             let mut state = self.state();
-            let pack_size = self.config.pack_size as usize;
-            let open = state
-                .open_pack(kind)
-                .get_or_insert_with(|| PackBuilder::new(pack_size + sealed.len()));
-            open.add(id, kind, encoding, raw_length, sealed)?;
+            let pack_size = u64::from(self.config.pack_size);
+            let open = match state.open_pack(kind) {
+                Some(open) => open,
+                slot @ None => slot.insert(self.start_pack(pack_size as usize + sealed.len())?),
+            };
+            if let Err(e) = open.add(id, kind, encoding, raw_length, sealed) {
+                // A staged pack may hold part of the blob: none of it can be trusted now.
+                let count = open.entries().len();
+                let ids: Vec<ChunkId> = open.entries().iter().map(|e| e.id).collect();
+                *state.open_pack(kind) = None;
+                for id in ids {
+                    state.pending.remove(&id);
+                }
+                if count > 0 {
+                    let lost = state.lost.get_or_insert_with(|| (0, e.to_string()));
+                    lost.0 += count;
+                }
+                return Err(e);
+            }
             if open.len() >= pack_size || open.entries().len() >= MAX_PACK_ENTRIES {
                 state.open_pack(kind).take()
             } else {
@@ -688,27 +702,34 @@ impl ChunkStore {
         result
     }
 
+    /// A new, empty pack: staged in the backend when it can (an open pack then costs no
+    /// memory), otherwise in memory with room for `capacity` bytes.
+    fn start_pack(&self, capacity: usize) -> Result<PackBuilder> {
+        match self.backend.stage(FileKind::Pack)? {
+            Some(file) => PackBuilder::staged(file),
+            None => Ok(PackBuilder::new(capacity)),
+        }
+    }
+
     /// Seals and writes a pack; its blobs become readable and wait for an index file.
     fn write_pack(&self, builder: PackBuilder) -> Result<()> {
         let ids: Vec<ChunkId> = builder.entries().iter().map(|e| e.id).collect();
-        let written = builder.finish(&self.sealer).and_then(|pack| {
-            self.backend
-                .write(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)
-                .map(|()| pack)
-        });
+        let written = builder
+            .finish(&self.sealer)
+            .and_then(|pack| pack.store(self.backend.as_ref()));
         let mut state = self.state();
         match written {
-            Ok(pack) => {
-                for entry in &pack.entries {
+            Ok((pack, size, entries)) => {
+                for entry in &entries {
                     state
                         .pending
-                        .insert(entry.id, Pending::Written(entry.location(pack.id)));
+                        .insert(entry.id, Pending::Written(entry.location(pack)));
                 }
-                state.unindexed_entries += pack.entries.len();
+                state.unindexed_entries += entries.len();
                 state.unindexed.push(IndexedPack {
-                    pack: pack.id,
-                    size: pack.bytes.len() as u64,
-                    blobs: pack.entries,
+                    pack,
+                    size,
+                    blobs: entries,
                 });
                 Ok(())
             }
@@ -837,16 +858,23 @@ impl ChunkStore {
             return self.decode_blob(id, &location, &sealed);
         }
         // A blob added in this session may still sit in an open pack.
-        let state = self.state();
-        if let Some(Pending::Open(kind)) = state.pending.get(id)
-            && let Some(open) = match kind {
-                BlobKind::Data => &state.data,
-                BlobKind::Tree => &state.tree,
+        let sealed = {
+            let mut state = self.state();
+            let kind = match state.pending.get(id) {
+                Some(Pending::Open(kind)) => Some(*kind),
+                _ => None,
+            };
+            match kind.and_then(|kind| state.open_pack(kind).as_mut()) {
+                Some(open) => match open.entries().iter().find(|e| e.id == *id).copied() {
+                    Some(entry) => Some((entry, open.sealed_bytes(&entry)?)),
+                    None => None,
+                },
+                None => None,
             }
-            && let Some(entry) = open.entries().iter().find(|e| e.id == *id)
-        {
+        };
+        if let Some((entry, sealed)) = sealed {
             let location = entry.location(ChunkId::from_bytes([0; 32]));
-            return self.decode_blob(id, &location, open.sealed_bytes(entry));
+            return self.decode_blob(id, &location, &sealed);
         }
         Err(Error::BlobNotFound { id: *id })
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chunk_store::{
     Backend, BlobKind, ChunkId, ChunkStore, Encoding, Error, FileKind, InitOptions, KdfParams,
-    LocalBackend, MemoryBackend,
+    LocalBackend, MemoryBackend, StagedFile,
 };
 use chunker::ChunkerParams;
 use tempfile::TempDir;
@@ -930,4 +930,197 @@ fn syncing_many_index_files_absorbs_each_once_across_transactions() {
     let store = reopen(backend, &other_cache);
     assert_eq!(store.sync_index().unwrap(), 0);
     assert_eq!(store.indexed_blob_count().unwrap(), 5 * per_file);
+}
+
+/// Every dot-named (in progress) file under `root`, at any depth.
+fn temporaries(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_local_pack_is_staged_on_disk_readable_before_flush_and_named_by_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(LocalBackend::new(dir.path()));
+    let (cache, store) = init(backend.clone(), true);
+    let small = store.add_blob(BlobKind::Data, &text(1, 3000)).unwrap().id;
+    let tree = store.add_blob(BlobKind::Tree, &text(2, 500)).unwrap().id;
+    // Open packs sit in staged files, not in the repository's listing, and read back whole.
+    assert_eq!(temporaries(dir.path()).len(), 2, "a data and a tree pack");
+    assert!(backend.list(FileKind::Pack).unwrap().is_empty());
+    assert_eq!(store.get_blob(&small).unwrap(), text(1, 3000));
+    assert_eq!(store.get_blob(&tree).unwrap(), text(2, 500));
+    // Enough to fill several 1 MiB packs.
+    let big: Vec<ChunkId> = (0..40)
+        .map(|i| {
+            store
+                .add_blob(BlobKind::Data, &noise(300 + i, 60_000))
+                .unwrap()
+                .id
+        })
+        .collect();
+    store.flush().unwrap();
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+    let packs = backend.list(FileKind::Pack).unwrap();
+    assert!(packs.len() >= 3, "{packs:?}");
+    for name in &packs {
+        let bytes = backend.read(FileKind::Pack, name).unwrap();
+        assert_eq!(*name, blake3::hash(&bytes).to_hex().to_string());
+    }
+    drop(store);
+    let store = reopen(backend, &cache);
+    assert_eq!(store.get_blob(&small).unwrap(), text(1, 3000));
+    assert_eq!(store.get_blob(&tree).unwrap(), text(2, 500));
+    for (i, id) in big.iter().enumerate() {
+        assert_eq!(store.get_blob(id).unwrap(), noise(300 + i as u64, 60_000));
+    }
+}
+
+#[test]
+fn an_unflushed_local_store_leaves_no_staged_pack_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(LocalBackend::new(dir.path()));
+    let (cache, store) = init(backend.clone(), false);
+    let lost = store.add_blob(BlobKind::Data, &noise(7, 5000)).unwrap().id;
+    assert_eq!(temporaries(dir.path()).len(), 1);
+    drop(store);
+    assert!(temporaries(dir.path()).is_empty());
+    let store = reopen(backend, &cache);
+    assert!(matches!(
+        store.get_blob(&lost),
+        Err(Error::BlobNotFound { .. })
+    ));
+}
+
+/// A local backend whose staged files fail to append (disk full) while `fail` is set.
+#[derive(Debug)]
+struct FailingStaging {
+    inner: LocalBackend,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct FailingStaged {
+    inner: Box<dyn StagedFile>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StagedFile for FailingStaged {
+    fn append(&mut self, data: &[u8]) -> chunk_store::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            // Part of the bytes made it, as when a disk fills up mid-write.
+            self.inner.append(&data[..data.len() / 2])?;
+            return Err(Error::Io {
+                op: "write",
+                path: "staged pack".into(),
+                source: std::io::Error::other("No space left on device"),
+            });
+        }
+        self.inner.append(data)
+    }
+    fn read_at(&mut self, offset: u64, len: usize) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read_at(offset, len)
+    }
+    fn commit(self: Box<Self>, name: &str) -> chunk_store::Result<()> {
+        self.inner.commit(name)
+    }
+}
+
+impl Backend for FailingStaging {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
+        self.inner.write(kind, name, data)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        o: u64,
+        l: u64,
+    ) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read_range(kind, name, o, l)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
+        self.inner.size(kind, name)
+    }
+    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
+        self.inner.delete(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
+        self.inner.exists(kind, name)
+    }
+    fn stage(&self, kind: FileKind) -> chunk_store::Result<Option<Box<dyn StagedFile>>> {
+        Ok(self.inner.stage(kind)?.map(|inner| {
+            Box::new(FailingStaged {
+                inner,
+                fail: self.fail.clone(),
+            }) as Box<dyn StagedFile>
+        }))
+    }
+}
+
+#[test]
+fn a_staged_pack_that_fails_mid_write_is_dropped_and_its_blobs_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend = Arc::new(FailingStaging {
+        inner: LocalBackend::new(dir.path()),
+        fail: fail.clone(),
+    });
+    let (cache, store) = init(backend.clone(), true);
+    let accepted = store.add_blob(BlobKind::Data, &noise(60, 5000)).unwrap().id;
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = store
+        .add_blob(BlobKind::Data, &noise(61, 5000))
+        .unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    // The half-written pack is gone, with the blob it had accepted.
+    assert!(temporaries(dir.path()).is_empty());
+    assert!(!store.contains(&accepted).unwrap());
+    match store.flush() {
+        Err(Error::BlobsLost { count, reason }) => {
+            assert_eq!(count, 1);
+            assert!(reason.contains("No space left"), "{reason}");
+        }
+        other => panic!("expected BlobsLost, got {other:?}"),
+    }
+    // Once the disk has room, both are stored again, in a pack whose bytes match its name.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ids = [60, 61].map(|seed| {
+        let outcome = store.add_blob(BlobKind::Data, &noise(seed, 5000)).unwrap();
+        assert!(outcome.stored);
+        outcome.id
+    });
+    store.flush().unwrap();
+    drop(store);
+    let store = reopen(backend.clone(), &cache);
+    assert_eq!(store.get_blob(&ids[0]).unwrap(), noise(60, 5000));
+    assert_eq!(store.get_blob(&ids[1]).unwrap(), noise(61, 5000));
+    for name in backend.list(FileKind::Pack).unwrap() {
+        let bytes = backend.read(FileKind::Pack, &name).unwrap();
+        assert_eq!(name, blake3::hash(&bytes).to_hex().to_string());
+    }
 }
