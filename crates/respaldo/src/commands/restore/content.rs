@@ -5,7 +5,7 @@
 //!    its file. Each distinct blob is listed once, with every place it goes (file, offset):
 //!    a chunk repeated in a file, or shared by several files, is read and decoded once. The
 //!    blobs are grouped by pack and sorted by offset, and cut into reads (see
-//!    [`MAX_GAP`], [`MAX_READ`] and [`MIN_READ`] for the rule).
+//!    [`MAX_GAP`], [`MAX_READ_LOCAL`] and [`MIN_READ`] for the rule).
 //! 2. **Read and write** ([`restore_contents`]): the reads run in parallel (rayon), one
 //!    buffer per thread at a time. Each blob is cut out of its read, opened and verified
 //!    ([`chunk_store::ChunkStore::open_blob`]) and written to every place it goes with a
@@ -46,11 +46,16 @@ use crate::error::{Error, Result};
 /// reads only the part holding that file's blobs.
 pub(super) const MAX_GAP: u64 = 1024 * 1024;
 
-/// A read takes no further blob once it spans this many bytes (the default pack size): one
-/// read covers a whole default pack, and a read of a pack bigger than that (the pack size is
-/// a repository setting, up to 1 GiB) is cut, so that a thread never holds more than this
-/// plus one blob.
-pub(super) const MAX_READ: u64 = 16 * 1024 * 1024;
+/// A read from an object store takes no further blob once it spans this many bytes (the
+/// default pack size): one request covers a whole default pack, and a read of a pack bigger
+/// than that (the pack size is a repository setting, up to 1 GiB) is cut, so that a thread
+/// never holds more than this plus one blob.
+pub(super) const MAX_READ_REMOTE: u64 = 16 * 1024 * 1024;
+
+/// The same bound for a local repository, where a read costs a system call, not a request:
+/// smaller reads hold less memory (a thread's read buffer) for the same speed
+/// (benchmarks.md, "A restore's memory").
+pub(super) const MAX_READ_LOCAL: u64 = 4 * 1024 * 1024;
 
 /// When the restore is small, reads are made shorter, down to this, so that there are about
 /// [`READS_PER_THREAD`] reads per thread to share out: a restore that needs a single pack
@@ -148,7 +153,12 @@ impl ContentPlan {
                 size: offset,
             });
         }
-        let reads = plan_reads(&blobs, rayon::current_num_threads());
+        let max_read = if ctx.store.backend().is_remote() {
+            MAX_READ_REMOTE
+        } else {
+            MAX_READ_LOCAL
+        };
+        let reads = plan_reads(&blobs, rayon::current_num_threads(), max_read);
         Ok(ContentPlan {
             files: plans,
             blobs,
@@ -159,9 +169,9 @@ impl ContentPlan {
 
 /// Cuts the blobs into reads: grouped by pack (packs in the order the files first need
 /// them, so that a file's chunks come close together in time), sorted by offset; a read ends
-/// at a gap over [`MAX_GAP`] or once it spans the read size: [`MAX_READ`], or less for a
+/// at a gap over [`MAX_GAP`] or once it spans the read size: `max_read`, or less for a
 /// small restore (the bytes per thread over [`READS_PER_THREAD`], at least [`MIN_READ`]).
-fn plan_reads(blobs: &[PlannedBlob], threads: usize) -> Vec<PackRead> {
+fn plan_reads(blobs: &[PlannedBlob], threads: usize, max_read: u64) -> Vec<PackRead> {
     let mut pack_order: HashMap<ChunkId, usize> = HashMap::new();
     let mut by_pack: Vec<Vec<usize>> = Vec::new();
     for (index, blob) in blobs.iter().enumerate() {
@@ -174,7 +184,7 @@ fn plan_reads(blobs: &[PlannedBlob], threads: usize) -> Vec<PackRead> {
     }
     let total: u64 = blobs.iter().map(|b| u64::from(b.location.length)).sum();
     let shares = (threads.max(1) as u64).saturating_mul(READS_PER_THREAD);
-    let read_size = (total / shares).clamp(MIN_READ, MAX_READ);
+    let read_size = (total / shares).clamp(MIN_READ, max_read.max(MIN_READ));
 
     let mut reads = Vec::new();
     for mut members in by_pack {
@@ -507,7 +517,7 @@ mod tests {
 
     /// Each read as (pack byte, offset, length, blobs).
     fn reads(blobs: &[PlannedBlob], threads: usize) -> Vec<(u8, u64, u64, Vec<usize>)> {
-        plan_reads(blobs, threads)
+        plan_reads(blobs, threads, MAX_READ_REMOTE)
             .into_iter()
             .map(|r| (r.pack.as_bytes()[0], r.offset, r.length, r.blobs))
             .collect()
@@ -563,12 +573,20 @@ mod tests {
             .collect();
         let cut = reads(&big, 1);
         assert!(
-            cut.iter().all(|r| r.2 <= MAX_READ + 3 * MIB),
+            cut.iter().all(|r| r.2 <= MAX_READ_REMOTE + 3 * MIB),
             "{:?}",
             cut[0]
         );
         assert_eq!(cut[0].3.len(), 6);
         let covered: usize = cut.iter().map(|r| r.3.len()).sum();
         assert_eq!(covered, big.len());
+        // A local repository: never above 4 MiB (plus the blob that crosses it).
+        let local = plan_reads(&big, 1, MAX_READ_LOCAL);
+        assert!(local.iter().all(|r| r.length <= MAX_READ_LOCAL + 3 * MIB));
+        assert_eq!(local[0].blobs.len(), 2);
+        assert_eq!(
+            local.iter().map(|r| r.blobs.len()).sum::<usize>(),
+            big.len()
+        );
     }
 }

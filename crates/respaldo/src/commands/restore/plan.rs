@@ -16,10 +16,11 @@ use crate::error::{Error, Result};
 /// A node and where it goes.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// Destination on disk.
+    /// Destination on disk: the restore's target, then the path in the snapshot.
     pub(crate) dest: PathBuf,
-    /// Path in the snapshot (`/a/b/c`), for errors.
-    pub(crate) path: Vec<u8>,
+    /// Where, in `dest`, the path in the snapshot (`/a/b/c`) starts: it is not stored twice,
+    /// since a restore holds an entry for every file it writes.
+    path_start: usize,
     /// The node.
     pub(crate) node: Node,
     /// Whether the node itself was selected (a folder above an included node is created but
@@ -28,9 +29,14 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The path in the snapshot (`/a/b/c`).
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.dest.as_os_str().as_bytes()[self.path_start..]
+    }
+
     /// The snapshot path as text.
     pub(crate) fn path_lossy(&self) -> String {
-        String::from_utf8_lossy(&self.path).into_owned()
+        String::from_utf8_lossy(self.path()).into_owned()
     }
 }
 
@@ -109,19 +115,32 @@ impl Walker<'_> {
                     child_dest.display()
                 )));
             }
+            // `child_dest` ends with `/` and the name (a checked name has no `/`), and every
+            // folder's `dest` ends with its snapshot path: so does `child_dest`.
+            let dest_bytes = child_dest.as_os_str().as_bytes();
+            let Some(path_start) = dest_bytes
+                .len()
+                .checked_sub(child_path.len())
+                .filter(|&start| dest_bytes[start..] == child_path[..])
+            else {
+                return Err(unsafe_path(format!(
+                    "its destination {} does not end with it",
+                    child_dest.display()
+                )));
+            };
             if self.filter.excluded(&child_path) {
                 continue;
             }
             let selected = parent_selected || self.filter.included(&child_path);
             let entry = Entry {
                 dest: child_dest,
-                path: child_path,
+                path_start,
                 node: node.clone(),
                 selected,
             };
             match node.kind {
                 NodeKind::Dir => {
-                    if !selected && !self.filter.may_contain_included(&entry.path) {
+                    if !selected && !self.filter.may_contain_included(&child_path) {
                         continue;
                     }
                     let subtree =
@@ -130,7 +149,7 @@ impl Walker<'_> {
                                 tree: *tree_id,
                                 name: node.name_lossy(),
                             })?;
-                    let (child_path, child_dest) = (entry.path.clone(), entry.dest.clone());
+                    let child_dest = entry.dest.clone();
                     let before = self.plan.len();
                     self.plan.dirs.push(entry);
                     self.walk(&subtree, &child_path, &child_dest, selected)?;
@@ -167,13 +186,16 @@ pub(crate) fn build(
     };
     walker.walk(root, b"", target, false)?;
     let mut plan = walker.plan;
+    if plan.pending_links.is_empty() {
+        return Ok(plan);
+    }
 
     // Hard links: link to the first name when it is restored; otherwise the first hard link
     // of the group is written as a file and the others link to it.
     let mut restored: HashMap<Vec<u8>, PathBuf> = plan
         .files
         .iter()
-        .map(|f| (link_key(&f.path), f.dest.clone()))
+        .map(|f| (link_key(f.path()), f.dest.clone()))
         .collect();
     for entry in std::mem::take(&mut plan.pending_links) {
         let key = link_key(&entry.node.link_target);
