@@ -9,6 +9,7 @@ mod local;
 mod location;
 mod memory;
 mod object;
+mod spool;
 
 pub use local::LocalBackend;
 pub use location::{Location, OPENDAL_SCHEME, OpendalLocation, S3_SCHEME, S3Access, S3Location};

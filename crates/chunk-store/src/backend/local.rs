@@ -7,9 +7,10 @@
 //! Dot-names are never listed; files are created 0600 and folders 0700 on Unix.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::spool::Spool;
 use super::{Backend, CONFIG_NAME, FileKind, StagedFile, check_range, validate_name};
 use crate::error::{Error, Result, io_err};
 
@@ -200,7 +201,7 @@ impl Backend for LocalBackend {
         Ok(Some(Box::new(LocalStaged {
             backend: self.clone(),
             kind,
-            file: BufWriter::with_capacity(STAGED_BUFFER, file),
+            spool: Spool::new(file, tmp.clone()),
             tmp,
             committed: false,
         })))
@@ -222,16 +223,12 @@ impl Backend for LocalBackend {
 }
 
 /// Names in a directory, skipping dot-names (files in progress); a missing directory is empty.
-/// Write buffer of a staged file: many small blobs (trees, small files) go to the file in
-/// few system calls.
-const STAGED_BUFFER: usize = 256 * 1024;
-
 /// A file staged under a dot-name in its kind's folder (see [`Backend::stage`]).
 #[derive(Debug)]
 struct LocalStaged {
     backend: LocalBackend,
     kind: FileKind,
-    file: BufWriter<File>,
+    spool: Spool,
     tmp: PathBuf,
     /// Renamed into place: nothing for `Drop` to remove.
     committed: bool,
@@ -239,30 +236,17 @@ struct LocalStaged {
 
 impl StagedFile for LocalStaged {
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all(data)
-            .map_err(io_err("write", &self.tmp))
+        self.spool.append(data)
     }
 
     fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        self.file.flush().map_err(io_err("write", &self.tmp))?;
-        let mut data = vec![0u8; len];
-        self.file
-            .get_ref()
-            .read_exact_at(&mut data, offset)
-            .map_err(io_err("read", &self.tmp))?;
-        Ok(data)
+        self.spool.read_at(offset, len)
     }
 
     fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
         let path = self.backend.path_of(self.kind, name)?;
         let dir = self.backend.dir_of(self.kind, name);
-        self.file.flush().map_err(io_err("write", &self.tmp))?;
-        self.file
-            .get_ref()
-            .sync_all()
-            .map_err(io_err("sync", &self.tmp))?;
+        self.spool.sync()?;
         create_dir_all(&dir)?;
         fs::rename(&self.tmp, &path).map_err(io_err("rename into place", &path))?;
         self.committed = true;

@@ -16,12 +16,40 @@ use std::time::Duration;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 
-use super::{Backend, CONFIG_NAME, FileKind, check_range, validate_name};
-use crate::error::{Error, Result};
+use super::spool::Spool;
+use super::{Backend, CONFIG_NAME, FileKind, StagedFile, check_range, validate_name};
+use crate::error::{Error, Result, io_err};
 
 /// Objects up to this size go up in one PUT; larger ones as a multipart upload of parts this
 /// large. Packs (16 MiB by default) stay single PUTs: one request each.
 pub const DEFAULT_PART_SIZE: usize = 32 << 20;
+
+/// A pack being filled for an object store: in a temporary file, uploaded whole when
+/// committed.
+#[derive(Debug)]
+struct ObjectStaged {
+    backend: ObjectBackend,
+    kind: FileKind,
+    spool: Spool,
+}
+
+impl StagedFile for ObjectStaged {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.spool.append(data)
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.spool.read_at(offset, len)
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
+        let data = self.spool.read_all()?;
+        // The temporary file closes (and disappears) before the upload: one copy at a time.
+        let (backend, kind) = (self.backend.clone(), self.kind);
+        drop(self);
+        backend.upload(kind, name, data)
+    }
+}
 
 /// How the backend talks to the store: time limits and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +167,33 @@ impl ObjectBackend {
             part_size: policy.part_size.max(5 << 20),
             counters: Arc::default(),
         })
+    }
+
+    /// Stores `data` as the file `name` of `kind` (see [`Backend::write`]), without copying it.
+    fn upload(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let object = Self::object(kind, name)?;
+        Counters::bump(&self.counters.put);
+        let body = opendal::Buffer::from(data);
+        let (operator, part_size) = (self.operator.clone(), self.part_size);
+        self.block_on(async move {
+            let mut writer = operator
+                .writer_with(&object)
+                .chunk(part_size)
+                .concurrent(2)
+                .await?;
+            let written = match writer.write(body).await {
+                Ok(()) => writer.close().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if written.is_err() {
+                // A multipart upload left open keeps its parts (and their cost) on the
+                // store until aborted.
+                let _ = writer.abort().await;
+            }
+            written
+        })
+        .map(|_| ())
+        .map_err(self.remote_error("upload", kind, name))
     }
 
     /// The requests sent so far.
@@ -277,29 +332,20 @@ impl Backend for ObjectBackend {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        let object = Self::object(kind, name)?;
-        Counters::bump(&self.counters.put);
-        let body = opendal::Buffer::from(data.to_vec());
-        let (operator, part_size) = (self.operator.clone(), self.part_size);
-        self.block_on(async move {
-            let mut writer = operator
-                .writer_with(&object)
-                .chunk(part_size)
-                .concurrent(2)
-                .await?;
-            let written = match writer.write(body).await {
-                Ok(()) => writer.close().await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if written.is_err() {
-                // A multipart upload left open keeps its parts (and their cost) on the
-                // store until aborted.
-                let _ = writer.abort().await;
-            }
-            written
-        })
-        .map(|_| ())
-        .map_err(self.remote_error("upload", kind, name))
+        self.upload(kind, name, data.to_vec())
+    }
+
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn StagedFile>>> {
+        // An object goes up whole: it is gathered in an unnamed temporary file (removed when
+        // closed, even after a crash), so that a pack being filled costs no memory.
+        let dir = std::env::temp_dir();
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(io_err("create a temporary file for a pack in", &dir))?;
+        Ok(Some(Box::new(ObjectStaged {
+            backend: self.clone(),
+            kind,
+            spool: Spool::new(file, dir),
+        })))
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {

@@ -116,6 +116,47 @@ pub fn conformance(backend: &dyn Backend) {
         ));
     }
     assert!(backend.list(FileKind::Key).unwrap().is_empty());
+
+    staging(backend);
+}
+
+/// A staged file (for a backend that stages): invisible until committed, readable while it
+/// is filled, whole once committed, gone if dropped.
+fn staging(backend: &dyn Backend) {
+    let Some(mut staged) = backend.stage(FileKind::Pack).unwrap() else {
+        return;
+    };
+    let before = backend.list(FileKind::Pack).unwrap();
+    let pieces: [Vec<u8>; 3] = [
+        b"head".to_vec(),
+        (0..300_000u32).map(|i| (i % 253) as u8).collect(),
+        b"tail".to_vec(),
+    ];
+    for piece in &pieces {
+        staged.append(piece).unwrap();
+    }
+    let whole = pieces.concat();
+    assert_eq!(staged.read_at(2, 10).unwrap(), &whole[2..12]);
+    assert_eq!(
+        staged.read_at(300_000, 8).unwrap(),
+        &whole[300_000..300_008]
+    );
+    staged.append(b"!").unwrap();
+    assert_eq!(backend.list(FileKind::Pack).unwrap(), before);
+    staged.commit("aa09").unwrap();
+    assert_eq!(
+        backend.read(FileKind::Pack, "aa09").unwrap(),
+        [&whole[..], b"!"].concat()
+    );
+
+    let mut abandoned = backend.stage(FileKind::Pack).unwrap().unwrap();
+    abandoned.append(b"never named").unwrap();
+    drop(abandoned);
+    let mut after = before.clone();
+    after.push("aa09".to_string());
+    after.sort();
+    assert_eq!(backend.list(FileKind::Pack).unwrap(), after);
+    backend.delete(FileKind::Pack, "aa09").unwrap();
 }
 
 /// Many threads writing and reading at once see only whole files.
