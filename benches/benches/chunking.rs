@@ -1,5 +1,5 @@
 //! Content-defined chunking throughput over the mixed corpus, default parameters
-//! (256 KiB / 1 MiB / 4 MiB, normalization 1): cutting an in-memory slice, and streaming
+//! (128 KiB / 512 KiB / 2 MiB, normalization 1): cutting an in-memory slice, and streaming
 //! through a `Read` (which copies the input through the chunker's buffer).
 
 use std::hint::black_box;

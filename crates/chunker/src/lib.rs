@@ -4,7 +4,7 @@
 //!
 //! | kind | type | cuts | spec |
 //! |---|---|---|---|
-//! | FastCDC 2020 (what repositories use) | [`Chunker`] | content-defined, any byte offset | `fastcdc:256K,1M,4M` |
+//! | FastCDC 2020 (what repositories use) | [`Chunker`] | content-defined, any byte offset | `fastcdc:128K,512K,2M` |
 //! | fixed-size | [`FixedChunker`] | every N bytes | `fixed:4K` |
 //! | page-aligned content-defined | [`PageChunker`] | after a page whose own hash hits, at multiples of the page size | `pages:1,4,16` |
 //!

@@ -1,7 +1,7 @@
 //! [`ChunkingSpec`]: a chunker kind and its settings, as a user writes them.
 //!
 //! ```text
-//! fastcdc                    FastCDC with the repository default (256K,1M,4M)
+//! fastcdc                    FastCDC with the repository default (128K,512K,2M)
 //! fastcdc:MIN,AVG,MAX[,N]    FastCDC; sizes in bytes with an optional K or M suffix (powers
 //!                            of two), N the normalization level 0..=3 (default 1)
 //! fixed:SIZE                 a cut every SIZE bytes (64..=64M, any value)
@@ -52,7 +52,7 @@ impl PageSize {
 /// A chunker kind and its settings: what `--chunker` takes.
 ///
 /// ```text
-/// fastcdc                    FastCDC with the repository default (256K,1M,4M)
+/// fastcdc                    FastCDC with the repository default (128K,512K,2M)
 /// fastcdc:MIN,AVG,MAX[,N]    FastCDC; sizes in bytes with an optional K or M suffix (powers
 ///                            of two), N the normalization level 0..=3 (default 1)
 /// fixed:SIZE                 a cut every SIZE bytes (64..=64M, any value)
@@ -482,7 +482,8 @@ mod tests {
     #[test]
     fn display_is_canonical_and_parses_back() {
         for (input, canonical) in [
-            ("fastcdc", "fastcdc:256K,1M,4M"),
+            ("fastcdc", "fastcdc:128K,512K,2M"),
+            ("fastcdc:256K,1M,4M", "fastcdc:256K,1M,4M"),
             ("fastcdc:16384,65536,262144", "fastcdc:16K,64K,256K"),
             ("fastcdc:1K,4K,16K,2", "fastcdc:1K,4K,16K,2"),
             ("fixed:4096", "fixed:4K"),

@@ -135,19 +135,24 @@ fn small_params_level0_and_level3() {
     );
 }
 
+/// 256 KiB / 1 MiB / 4 MiB: the default of the first repositories, which keep it.
+fn first_default() -> ChunkerParams {
+    ChunkerParams::new(256 << 10, 1 << 20, 4 << 20, 1, 0).unwrap()
+}
+
 #[test]
-fn default_params_16_mib() {
+fn first_default_params_16_mib() {
     let data = random_bytes(16 << 20, 2);
     let expected = [
         1261617, 2820679, 1568514, 804029, 931142, 1241598, 1383699, 1197459, 1376132, 1273593,
         1895610, 1023144,
     ];
-    let lens = lengths(ChunkerParams::default(), &data);
+    let lens = lengths(first_default(), &data);
     assert_eq!(lens, expected);
     assert_eq!(lens.len(), 12);
 
     // The default streaming buffer too (the data spans more than one fill).
-    let chunker = Chunker::new(ChunkerParams::default()).unwrap();
+    let chunker = Chunker::new(first_default()).unwrap();
     let mut streamed = Vec::new();
     let total = chunker
         .chunk_reader(ShortReader::new(&data, vec![3 << 20, 12_345]), |c| {
@@ -157,4 +162,21 @@ fn default_params_16_mib() {
         .unwrap();
     assert_eq!(total, 16 << 20);
     assert_eq!(streamed, expected);
+}
+
+/// 128 KiB / 512 KiB / 2 MiB: the default since the sizes were chosen from the benchmark
+/// scenarios.
+#[test]
+fn default_params_16_mib() {
+    let data = random_bytes(16 << 20, 2);
+    check(
+        ChunkerParams::default(),
+        &data,
+        &[
+            187800, 596650, 929569, 549970, 1818307, 656096, 817592, 560086, 278120, 556364,
+            435427, 1241598,
+        ],
+        24,
+        "4318198bfae17f6086eca844bb399c24c216ed07d817c013e462e633983e02c1",
+    );
 }

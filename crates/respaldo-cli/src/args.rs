@@ -173,7 +173,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_encryption: bool,
     /// How to cut data into chunks: fastcdc:MIN,AVG,MAX (sizes with an optional K or M
-    /// suffix, powers of two), such as fastcdc:256K,1M,4M, the default. Fixed for the life of
+    /// suffix, powers of two), such as fastcdc:128K,512K,2M, the default. Fixed for the life of
     /// the repository: measure first with `respaldo analyze`.
     #[arg(long, value_name = "SPEC", value_parser = parse_repository_chunker)]
     pub chunker: Option<respaldo::ChunkerParams>,

@@ -587,7 +587,7 @@ fn backed_up_per_page(filler_rows: i64, as_database: bool) {
     let second = backup(&f);
     let added = second.snapshot.summary.bytes_added;
     // The changed account page, the header page, and the snapshot's trees: far below one
-    // FastCDC chunk of the repository (256 KiB at least).
+    // FastCDC chunk of the repository (128 KiB at least with the default sizes).
     assert!(added < 64 * 1024, "added {added} bytes for one changed row");
 
     let target = f.path("target");

@@ -19,7 +19,7 @@ use crate::progress::TermProgress;
 
 const AFTER_HELP: &str = "\
 Chunker specs (--chunker, repeatable; default: fastcdc):
-  fastcdc                   FastCDC with the repository default, 256K,1M,4M
+  fastcdc                   FastCDC with the repository default, 128K,512K,2M
   fastcdc:MIN,AVG,MAX[,N]   FastCDC; sizes in bytes with an optional K or M suffix, powers of
                             two, MIN < AVG < MAX; N the normalization level 0..=3 (default 1)
   fixed:SIZE                a cut every SIZE bytes (64..=64M)
