@@ -355,8 +355,13 @@ impl ChunkStore {
             }
             None
         };
-        let store = Self::assemble(backend, config_file, master, index_path.into())?;
-        store.sync_index()?;
+        let mut store = Self::assemble(backend, config_file, master, index_path.into())?;
+        let (_, entries) = store.sync_index_counting_entries()?;
+        if entries >= COMPACT_AFTER_ENTRIES {
+            // Only an optimization: another process using the same file makes it fail, and
+            // the file then stays as large until the next large absorb.
+            let _ = store.index.compact();
+        }
         Ok(store)
     }
 
@@ -917,6 +922,11 @@ impl ChunkStore {
     /// deleted packs it listed), the fast index is emptied and rebuilt from every index file,
     /// so that it never points into a deleted pack.
     pub fn sync_index(&self) -> Result<usize> {
+        self.sync_index_counting_entries().map(|(files, _)| files)
+    }
+
+    /// [`ChunkStore::sync_index`], returning the index files read and the entries they held.
+    fn sync_index_counting_entries(&self) -> Result<(usize, usize)> {
         let mut absorbed = self.index.absorbed_index_files()?;
         let listed = self.backend.list(FileKind::Index)?;
         let listed_set: std::collections::HashSet<&str> =
@@ -929,6 +939,7 @@ impl ChunkStore {
             absorbed.clear();
         }
         let mut read = 0;
+        let mut entries = 0;
         let mut unreadable = Vec::new();
         // Index files are absorbed several per transaction: on a large index each transaction
         // rewrites most of the B-tree's leaves, whatever its size.
@@ -940,7 +951,9 @@ impl ChunkStore {
             let bytes = self.backend.read(FileKind::Index, &name)?;
             match index_file::decode(&self.sealer, &name, &bytes) {
                 Ok(packs) => {
-                    batch.entries += packs.iter().map(|p| p.blobs.len()).sum::<usize>();
+                    let count = packs.iter().map(|p| p.blobs.len()).sum::<usize>();
+                    entries += count;
+                    batch.entries += count;
                     batch.packs.extend(packs);
                     batch.files.push(name);
                     if batch.entries >= ABSORB_BATCH_ENTRIES {
@@ -963,7 +976,7 @@ impl ChunkStore {
             .unreadable_index_files
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = unreadable;
-        Ok(read)
+        Ok((read, entries))
     }
 
     /// The index files the last [`ChunkStore::sync_index`] could not read (damaged, or of a
@@ -1282,6 +1295,12 @@ impl ChunkStore {
 /// absorbs them in one transaction: about 15 MiB of decoded entries held at once, for half
 /// the time of one transaction per file on an index of 10M entries (`docs/benchmarks.md`).
 const ABSORB_BATCH_ENTRIES: usize = 262_144;
+
+/// Opening a store that absorbs at least this many entries (a new cache of a large
+/// repository, or the index files a prune rewrote) compacts `index.redb` afterwards: it
+/// would otherwise stay 2 to 2.6 times the size of its entries (`docs/benchmarks.md`,
+/// "Compacting the index").
+const COMPACT_AFTER_ENTRIES: usize = 1_000_000;
 
 /// Index files read by [`ChunkStore::sync_index`] and not absorbed yet.
 #[derive(Default)]
