@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chunk_store::{
     Backend, BlobKind, ChunkId, ChunkStore, Encoding, Error, FileKind, InitOptions, KdfParams,
@@ -583,25 +584,69 @@ fn blobs_over_the_limit_are_refused() {
     ));
 }
 
+/// A backend whose pack writes, or appends to staged files, fail (disk full) while the
+/// matching flag is set.
 #[derive(Debug)]
-/// A memory backend whose pack writes fail (disk full) while its flag is set.
-struct FailingPacks(MemoryBackend, std::sync::atomic::AtomicBool);
-impl Backend for FailingPacks {
+struct Faulty<B> {
+    inner: B,
+    fail_pack_writes: AtomicBool,
+    fail_staged_appends: Arc<AtomicBool>,
+}
+
+impl<B> Faulty<B> {
+    fn new(inner: B) -> Self {
+        Self {
+            inner,
+            fail_pack_writes: false.into(),
+            fail_staged_appends: Arc::default(),
+        }
+    }
+}
+
+fn disk_full(path: &str) -> Error {
+    Error::Io {
+        op: "write",
+        path: path.into(),
+        source: std::io::Error::other("No space left on device"),
+    }
+}
+
+/// A staged file whose appends fail while the flag is set, after writing half of the bytes.
+#[derive(Debug)]
+struct FailingStaged {
+    inner: Box<dyn StagedFile>,
+    fail: Arc<AtomicBool>,
+}
+
+impl StagedFile for FailingStaged {
+    fn append(&mut self, data: &[u8]) -> chunk_store::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            // Part of the bytes made it, as when a disk fills up mid-write.
+            self.inner.append(&data[..data.len() / 2])?;
+            return Err(disk_full("staged pack"));
+        }
+        self.inner.append(data)
+    }
+    fn read_at(&mut self, offset: u64, len: usize) -> chunk_store::Result<Vec<u8>> {
+        self.inner.read_at(offset, len)
+    }
+    fn commit(self: Box<Self>, name: &str) -> chunk_store::Result<()> {
+        self.inner.commit(name)
+    }
+}
+
+impl<B: Backend> Backend for Faulty<B> {
     fn location(&self) -> String {
-        "failing".into()
+        "faulty".into()
     }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-        if kind == FileKind::Pack && self.1.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::Io {
-                op: "write",
-                path: name.into(),
-                source: std::io::Error::other("No space left on device"),
-            });
+        if kind == FileKind::Pack && self.fail_pack_writes.load(Ordering::SeqCst) {
+            return Err(disk_full(name));
         }
-        self.0.write(kind, name, data)
+        self.inner.write(kind, name, data)
     }
     fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-        self.0.read(kind, name)
+        self.inner.read(kind, name)
     }
     fn read_range(
         &self,
@@ -610,35 +655,43 @@ impl Backend for FailingPacks {
         o: u64,
         l: u64,
     ) -> chunk_store::Result<Vec<u8>> {
-        self.0.read_range(kind, name, o, l)
+        self.inner.read_range(kind, name, o, l)
     }
     fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-        self.0.size(kind, name)
+        self.inner.size(kind, name)
     }
     fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-        self.0.list(kind)
+        self.inner.list(kind)
     }
     fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-        self.0.delete(kind, name)
+        self.inner.delete(kind, name)
     }
     fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-        self.0.exists(kind, name)
+        self.inner.exists(kind, name)
+    }
+    fn stage(&self, kind: FileKind) -> chunk_store::Result<Option<Box<dyn StagedFile>>> {
+        Ok(self.inner.stage(kind)?.map(|inner| {
+            Box::new(FailingStaged {
+                inner,
+                fail: self.fail_staged_appends.clone(),
+            }) as Box<dyn StagedFile>
+        }))
     }
 }
 
 #[test]
 fn a_failing_backend_loses_nothing_already_stored() {
-    let backend = Arc::new(FailingPacks(MemoryBackend::new(), false.into()));
+    let backend = Arc::new(Faulty::new(MemoryBackend::new()));
     let (cache, store) = init(backend.clone(), true);
     let kept = store.add_blob(BlobKind::Data, &noise(50, 1000)).unwrap().id;
     store.flush().unwrap();
-    backend.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    backend.fail_pack_writes.store(true, Ordering::SeqCst);
     let failed = store.add_blob(BlobKind::Data, &noise(51, 1000)).unwrap().id;
     let err = store.flush().unwrap_err();
     assert!(err.to_string().contains("No space left"), "{err}");
     // The blob whose pack failed is not claimed as stored; a retry stores it.
     assert!(!store.contains(&failed).unwrap());
-    backend.1.store(false, std::sync::atomic::Ordering::SeqCst);
+    backend.fail_pack_writes.store(false, Ordering::SeqCst);
     assert!(
         store
             .add_blob(BlobKind::Data, &noise(51, 1000))
@@ -743,7 +796,11 @@ fn a_key_left_by_another_repository_does_not_hide_the_right_one() {
 #[test]
 fn a_pack_lost_during_add_makes_the_next_flush_fail() {
     let (_cache, store) = init(
-        Arc::new(FailingPacks(MemoryBackend::new(), true.into())),
+        Arc::new({
+            let backend = Faulty::new(MemoryBackend::new());
+            backend.fail_pack_writes.store(true, Ordering::SeqCst);
+            backend
+        }),
         false,
     );
     // The first blobs are accepted into the open pack; the one that fills it fails.
@@ -1007,92 +1064,14 @@ fn an_unflushed_local_store_leaves_no_staged_pack_behind() {
     ));
 }
 
-/// A local backend whose staged files fail to append (disk full) while `fail` is set.
-#[derive(Debug)]
-struct FailingStaging {
-    inner: LocalBackend,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Debug)]
-struct FailingStaged {
-    inner: Box<dyn StagedFile>,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl StagedFile for FailingStaged {
-    fn append(&mut self, data: &[u8]) -> chunk_store::Result<()> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            // Part of the bytes made it, as when a disk fills up mid-write.
-            self.inner.append(&data[..data.len() / 2])?;
-            return Err(Error::Io {
-                op: "write",
-                path: "staged pack".into(),
-                source: std::io::Error::other("No space left on device"),
-            });
-        }
-        self.inner.append(data)
-    }
-    fn read_at(&mut self, offset: u64, len: usize) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read_at(offset, len)
-    }
-    fn commit(self: Box<Self>, name: &str) -> chunk_store::Result<()> {
-        self.inner.commit(name)
-    }
-}
-
-impl Backend for FailingStaging {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> chunk_store::Result<()> {
-        self.inner.write(kind, name, data)
-    }
-    fn read(&self, kind: FileKind, name: &str) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read(kind, name)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        o: u64,
-        l: u64,
-    ) -> chunk_store::Result<Vec<u8>> {
-        self.inner.read_range(kind, name, o, l)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> chunk_store::Result<u64> {
-        self.inner.size(kind, name)
-    }
-    fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
-        self.inner.delete(kind, name)
-    }
-    fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
-        self.inner.exists(kind, name)
-    }
-    fn stage(&self, kind: FileKind) -> chunk_store::Result<Option<Box<dyn StagedFile>>> {
-        Ok(self.inner.stage(kind)?.map(|inner| {
-            Box::new(FailingStaged {
-                inner,
-                fail: self.fail.clone(),
-            }) as Box<dyn StagedFile>
-        }))
-    }
-}
-
 #[test]
 fn a_staged_pack_that_fails_mid_write_is_dropped_and_its_blobs_reported_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let backend = Arc::new(FailingStaging {
-        inner: LocalBackend::new(dir.path()),
-        fail: fail.clone(),
-    });
+    let backend = Arc::new(Faulty::new(LocalBackend::new(dir.path())));
+    let fail = backend.fail_staged_appends.clone();
     let (cache, store) = init(backend.clone(), true);
     let accepted = store.add_blob(BlobKind::Data, &noise(60, 5000)).unwrap().id;
-    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    fail.store(true, Ordering::SeqCst);
     let err = store
         .add_blob(BlobKind::Data, &noise(61, 5000))
         .unwrap_err();
@@ -1108,7 +1087,7 @@ fn a_staged_pack_that_fails_mid_write_is_dropped_and_its_blobs_reported_lost() {
         other => panic!("expected BlobsLost, got {other:?}"),
     }
     // Once the disk has room, both are stored again, in a pack whose bytes match its name.
-    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    fail.store(false, Ordering::SeqCst);
     let ids = [60, 61].map(|seed| {
         let outcome = store.add_blob(BlobKind::Data, &noise(seed, 5000)).unwrap();
         assert!(outcome.stored);

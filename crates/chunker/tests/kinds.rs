@@ -10,7 +10,7 @@ use chunker::{
     ChunkerParams, ChunkingSpec, CutPoints, Cutter, FixedChunker, MultiStream, PageChunker,
     PageParams, PageSize,
 };
-use common::{ShortReader, SplitMix64, random_bytes};
+use common::{ShortReader, SplitMix64, drain_checked, random_bytes};
 use proptest::prelude::*;
 
 /// A spec of any kind with small sizes, so that inputs of ≤ 256 KiB give many chunks.
@@ -130,15 +130,7 @@ proptest! {
         let expected = lengths(&cutter, &data);
 
         let mut stream = cutter.stream_with_capacity(ShortReader::new(&data, sizes.clone()), capacity);
-        let mut streamed = Vec::new();
-        let mut offset = 0;
-        while let Some(chunk) = stream.next_chunk().unwrap() {
-            prop_assert_eq!(chunk, &data[offset..offset + chunk.len()]);
-            offset += chunk.len();
-            streamed.push(chunk.len());
-        }
-        prop_assert_eq!(stream.bytes_read(), data.len() as u64);
-        prop_assert_eq!(&streamed, &expected);
+        prop_assert_eq!(&drain_checked(&mut stream, &data), &expected);
 
         let mut streamed = Vec::new();
         let total = cutter
@@ -169,15 +161,7 @@ proptest! {
 
         for _ in 0..2 {
             let mut stream = cutter.stream_with_buffer(ShortReader::new(&data, sizes.clone()), buffer);
-            let mut streamed = Vec::new();
-            let mut offset = 0;
-            while let Some(chunk) = stream.next_chunk().unwrap() {
-                prop_assert_eq!(chunk, &data[offset..offset + chunk.len()]);
-                offset += chunk.len();
-                streamed.push(chunk.len());
-            }
-            prop_assert_eq!(stream.bytes_read(), data.len() as u64);
-            prop_assert_eq!(&streamed, &expected);
+            prop_assert_eq!(&drain_checked(&mut stream, &data), &expected);
             buffer = stream.into_buffer();
             prop_assert!(buffer.len() >= capacity_in);
             prop_assert!(buffer.len() >= 2 * cutter.max_chunk_len());

@@ -93,3 +93,24 @@ pub fn lengths_digest(lengths: &[usize]) -> String {
     }
     h.finalize().to_hex().to_string()
 }
+
+/// Reads `stream` to its end, checking that every chunk is the next piece of `data` and that
+/// the stream read all of it; returns the chunk lengths.
+pub fn drain_checked<C: chunker::CutPoints, R: std::io::Read>(
+    stream: &mut chunker::CutStream<'_, C, R>,
+    data: &[u8],
+) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    let mut offset = 0;
+    while let Some(chunk) = stream.next_chunk().unwrap() {
+        assert_eq!(
+            chunk,
+            &data[offset..offset + chunk.len()],
+            "at offset {offset}"
+        );
+        offset += chunk.len();
+        lengths.push(chunk.len());
+    }
+    assert_eq!(stream.bytes_read(), data.len() as u64);
+    lengths
+}
