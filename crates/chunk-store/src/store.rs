@@ -98,6 +98,19 @@ impl WriteState {
             BlobKind::Tree => &mut self.tree,
         }
     }
+
+    /// Records that blobs `ids` of a pack will never be stored, because of `reason`: the
+    /// threads that added them were told they were, so the next flush must fail, and their
+    /// reservations go, so that they can be added again.
+    fn lose(&mut self, ids: &[ChunkId], reason: &Error) {
+        for id in ids {
+            self.pending.remove(id);
+        }
+        if !ids.is_empty() {
+            let lost = self.lost.get_or_insert_with(|| (0, reason.to_string()));
+            lost.0 += ids.len();
+        }
+    }
 }
 
 /// What [`ChunkStore::add_blob`] did.
@@ -652,16 +665,9 @@ impl ChunkStore {
             };
             if let Err(e) = open.add(id, kind, encoding, raw_length, sealed) {
                 // A staged pack may hold part of the blob: none of it can be trusted now.
-                let count = open.entries().len();
                 let ids: Vec<ChunkId> = open.entries().iter().map(|e| e.id).collect();
                 *state.open_pack(kind) = None;
-                for id in ids {
-                    state.pending.remove(&id);
-                }
-                if count > 0 {
-                    let lost = state.lost.get_or_insert_with(|| (0, e.to_string()));
-                    lost.0 += count;
-                }
+                state.lose(&ids, &e);
                 return Err(e);
             }
             if open.len() >= pack_size || open.entries().len() >= MAX_PACK_ENTRIES {
@@ -739,14 +745,8 @@ impl ChunkStore {
                 Ok(())
             }
             Err(e) => {
-                // The blobs of a pack that did not reach the backend are not stored, though
-                // the threads that added them were told they were: remember it for flush.
-                let count = ids.len();
-                for id in ids {
-                    state.pending.remove(&id);
-                }
-                let lost = state.lost.get_or_insert_with(|| (0, e.to_string()));
-                lost.0 += count;
+                // The blobs of a pack that did not reach the backend are not stored.
+                state.lose(&ids, &e);
                 Err(e)
             }
         }
