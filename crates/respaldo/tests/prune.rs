@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chunk_store::{Backend, FileKind, LocalBackend};
+use chunker::CutPoints;
 use respaldo::{
     BackupOptions, CheckOptions, NoProgress, PruneOptions, ReadData, Repository, RestoreOptions,
 };
@@ -163,8 +164,17 @@ fn prune_deletes_and_repacks_what_no_snapshot_needs() {
     let (src, expected) = repository_to_prune(dir.path());
     let repo_dir = dir.path().join("repo");
     let repo = open(&repo_dir, &dir.path().join("cache"));
-    let old_id = repo.store().blob_id(&common::pseudo_random(300_000, 2));
-    assert!(repo.store().contains(&old_id).unwrap());
+    // The forgotten file's chunks, as the repository's (keyed) chunker cut it.
+    let old = common::pseudo_random(300_000, 2);
+    let old_ids: Vec<_> = repo
+        .store()
+        .chunker()
+        .chunk_slice(&old)
+        .map(|chunk| repo.store().blob_id(chunk))
+        .collect();
+    for id in &old_ids {
+        assert!(repo.store().contains(id).unwrap());
+    }
 
     let dry = repo
         .prune(
@@ -191,10 +201,12 @@ fn prune_deletes_and_repacks_what_no_snapshot_needs() {
     );
     assert_ne!(before, common::list_all(&repo_dir));
     assert!(outcome.blobs_unused >= 1, "{outcome:?}");
-    assert!(
-        !repo.store().contains(&old_id).unwrap(),
-        "the forgotten file's data is gone"
-    );
+    for id in &old_ids {
+        assert!(
+            !repo.store().contains(id).unwrap(),
+            "the forgotten file's data is gone"
+        );
+    }
     assert_checks_clean(&repo);
     assert_snapshots_restore(&repo, &src, &expected, &dir.path().join("restore"));
 
