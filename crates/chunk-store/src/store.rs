@@ -211,9 +211,10 @@ impl PackReport {
 ///
 /// Safe to use from many threads at once: compression and sealing run on the calling thread,
 /// only appending to the open pack is serialized. Memory held by the store is bounded: two
-/// open packs (one per [`BlobKind`]) of at most the pack size plus one blob, one pack per
-/// thread being written, and the ids added since the last index file (at most
-/// `PACKS_PER_INDEX_FILE` packs' worth).
+/// open packs (one per [`BlobKind`]), which cost a write buffer on a backend that stages files
+/// ([`Backend::stage`]) and at most the pack size plus one blob on one that does not; on the
+/// latter and on object stores, one pack per thread being written; and the ids added since
+/// the last index file (at most `PACKS_PER_INDEX_FILE` packs' worth).
 #[derive(Debug)]
 pub struct ChunkStore {
     backend: Arc<dyn Backend>,
