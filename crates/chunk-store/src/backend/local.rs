@@ -201,8 +201,7 @@ impl Backend for LocalBackend {
         Ok(Some(Box::new(LocalStaged {
             backend: self.clone(),
             kind,
-            spool: Spool::new(file, tmp.clone()),
-            tmp,
+            spool: Spool::new(file, tmp),
             committed: false,
         })))
     }
@@ -228,8 +227,8 @@ impl Backend for LocalBackend {
 struct LocalStaged {
     backend: LocalBackend,
     kind: FileKind,
+    /// Its content, under the dot-name it has until committed.
     spool: Spool,
-    tmp: PathBuf,
     /// Renamed into place: nothing for `Drop` to remove.
     committed: bool,
 }
@@ -248,7 +247,7 @@ impl StagedFile for LocalStaged {
         let dir = self.backend.dir_of(self.kind, name);
         self.spool.sync()?;
         create_dir_all(&dir)?;
-        fs::rename(&self.tmp, &path).map_err(io_err("rename into place", &path))?;
+        fs::rename(self.spool.path(), &path).map_err(io_err("rename into place", &path))?;
         self.committed = true;
         sync_dir(&dir)
     }
@@ -258,7 +257,7 @@ impl Drop for LocalStaged {
     fn drop(&mut self) {
         if !self.committed {
             // Abandoned or failed: leave nothing half-written behind.
-            let _ = fs::remove_file(&self.tmp);
+            let _ = fs::remove_file(self.spool.path());
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io_err};
 
@@ -30,6 +30,11 @@ impl Spool {
             path,
             len: 0,
         }
+    }
+
+    /// The file's path, as given to [`Spool::new`].
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends `data`.
