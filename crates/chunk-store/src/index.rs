@@ -6,10 +6,14 @@
 //!
 //! Concurrency: the database is opened in redb's `MultiWriter` mode, so several processes
 //! (several backups into one repository) share one file; each writes in short transactions:
-//! one per index file a backup writes, one per batch of index files a sync reads.
+//! one per index file a backup writes, one per batch of index files a sync reads. The lookups
+//! that deduplicate share one read transaction, made again after each change this process
+//! makes ([`Index::lookup_shared`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -119,11 +123,33 @@ impl IndexSnapshot {
     }
 }
 
+/// A view shared by many lookups ([`Index::lookup_shared`]), and the generation of the index
+/// it was made at.
+struct SharedView {
+    snapshot: IndexSnapshot,
+    generation: u64,
+}
+
 /// The redb blob index.
-#[derive(Debug)]
 pub(crate) struct Index {
     db: redb::Database,
     path: PathBuf,
+    /// The view [`Index::lookup_shared`] answers from: made on first use, and again after
+    /// each change this process makes. Beginning a read transaction per lookup took a third
+    /// of a backup's time when most chunks were known (`docs/benchmarks.md`, "One index view
+    /// for a backup's lookups").
+    shared: RwLock<Option<Arc<SharedView>>>,
+    /// Counts the changes this process made to the index ([`Index::generation`]).
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Index {
@@ -177,6 +203,8 @@ impl Index {
         let index = Index {
             db,
             path: path.to_path_buf(),
+            shared: RwLock::new(None),
+            generation: AtomicU64::new(0),
         };
         index.claim(repository_id)?;
         Ok(index)
@@ -189,6 +217,8 @@ impl Index {
     /// Errors: [`Error::IndexDb`] when redb cannot compact, for example while another process
     /// reads or writes the file; nothing is lost then, the file only stays as large.
     pub(crate) fn compact(&mut self) -> Result<()> {
+        // redb refuses to compact while a read transaction is open, the shared view's too.
+        *self.shared.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.db.compact().map_err(|e| Error::IndexDb {
             path: self.path.clone(),
             reason: format!("cannot compact: {e}"),
@@ -230,6 +260,48 @@ impl Index {
         decode_location(value.value())
             .map(Some)
             .ok_or_else(|| self.err(format!("entry of blob {id} is damaged")))
+    }
+
+    /// Where the blob is, from a view of the index that many lookups share, and the
+    /// [`Index::generation`] of that view. The view sees every change this process made
+    /// before the call; changes other processes made since it was made may be missed. For
+    /// deduplication, where a missed blob is only stored again: a caller that must not miss
+    /// a change of its own process made concurrently compares the generation with
+    /// [`Index::generation`] afterwards.
+    pub(crate) fn lookup_shared(&self, id: &ChunkId) -> Result<(Option<BlobLocation>, u64)> {
+        let view = self.shared_view()?;
+        Ok((view.snapshot.lookup(id)?, view.generation))
+    }
+
+    /// How many changes this process has made to the index: it grows after each one commits.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn shared_view(&self) -> Result<Arc<SharedView>> {
+        // Read before the transaction begins: a change that commits in between makes the view
+        // look older than it is, never newer.
+        let generation = self.generation();
+        {
+            let slot = self.shared.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(view) = slot.as_ref().filter(|v| v.generation == generation) {
+                return Ok(Arc::clone(view));
+            }
+        }
+        let view = Arc::new(SharedView {
+            snapshot: self.snapshot()?,
+            generation,
+        });
+        let mut slot = self.shared.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|v| v.generation < generation) {
+            *slot = Some(Arc::clone(&view));
+        }
+        Ok(view)
+    }
+
+    /// Marks a committed change: the shared view is made again on its next use.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A view of the index as it is now, for many lookups in a row without a transaction each.
@@ -287,7 +359,9 @@ impl Index {
                 absorbed.insert(*file, ()).map_err(|e| self.err(e))?;
             }
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        self.changed();
+        Ok(())
     }
 
     /// The cached copies of the snapshot files `names` (`None` where there is none), and
@@ -353,7 +427,9 @@ impl Index {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
         txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        self.changed();
+        Ok(())
     }
 }
 
@@ -429,5 +505,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_shared_view_sees_every_change_of_this_process() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut index = Index::open(&dir.path().join("index.redb"), &[1; 32]).expect("an index");
+        let first = packs(0, 1);
+        let entry = &first[0].blobs[0];
+        let (found, before) = index.lookup_shared(&entry.id).expect("a lookup");
+        assert_eq!(found, None);
+
+        index.absorb(&[], &first).expect("absorbed");
+        assert!(index.generation() > before, "absorbing is a change");
+        let (found, generation) = index.lookup_shared(&entry.id).expect("a lookup");
+        assert_eq!(found, Some(entry.location(first[0].pack)));
+        assert_eq!(generation, index.generation());
+
+        index.clear().expect("cleared");
+        assert!(index.generation() > generation, "clearing is a change");
+        assert_eq!(index.lookup_shared(&entry.id).expect("a lookup").0, None);
+
+        // The shared view is a reader too: compaction drops it rather than fail.
+        index.absorb(&[], &first).expect("absorbed again");
+        assert!(
+            index
+                .lookup_shared(&entry.id)
+                .expect("a lookup")
+                .0
+                .is_some()
+        );
+        index
+            .compact()
+            .expect("compacted with the shared view open");
+        assert!(
+            index
+                .lookup_shared(&entry.id)
+                .expect("a lookup")
+                .0
+                .is_some()
+        );
     }
 }

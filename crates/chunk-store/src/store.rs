@@ -551,12 +551,16 @@ impl ChunkStore {
         )
     }
 
-    /// Whether the repository has the blob (stored earlier, or added in this session).
+    /// Whether the repository has the blob (stored earlier, or added in this session). Like
+    /// the deduplication of [`ChunkStore::add_blob`], it may miss a blob that another process
+    /// indexed since this one last changed the index.
     pub fn contains(&self, id: &ChunkId) -> Result<bool> {
         if self.state().pending.contains_key(id) {
             return Ok(true);
         }
-        Ok(self.index.lookup(id)?.is_some())
+        // A blob no longer pending was absorbed before it left `pending`, so the shared view,
+        // whose generation is read after that, sees it.
+        Ok(self.index.lookup_shared(id)?.0.is_some())
     }
 
     /// A checker answering, for many lists of blob ids in a row, whether the repository has
@@ -603,17 +607,25 @@ impl ChunkStore {
                 max: MAX_BLOB_SIZE,
             });
         }
-        if self.index.lookup(&id)?.is_some() {
-            return Ok(known);
-        }
-        {
-            // Reserve the id, so that a thread adding the same content concurrently stores
-            // nothing.
+        loop {
+            let (found, generation) = self.index.lookup_shared(&id)?;
+            if found.is_some() {
+                return Ok(known);
+            }
             let mut state = self.state();
+            // Writing an index file absorbs its blobs, then takes them out of `pending` under
+            // this lock: if that happened since the view was made, the blob may be in neither,
+            // so look again in a new view.
+            if self.index.generation() != generation {
+                continue;
+            }
             if state.pending.contains_key(&id) {
                 return Ok(known);
             }
+            // Reserve the id, so that a thread adding the same content concurrently stores
+            // nothing.
             state.pending.insert(id, Pending::Open(kind));
+            break;
         }
         let result = self.store_new_blob(kind, id, data);
         if result.is_err() {

@@ -160,6 +160,59 @@ fn many_threads_add_at_once_and_each_blob_is_stored_once() {
 }
 
 #[test]
+fn blobs_added_while_index_files_are_absorbed_are_stored_once() {
+    // Flushing writes an index file, absorbs it into the fast index and only then forgets the
+    // blobs it lists as pending: an add that looks in between must still find each blob.
+    let backend = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), true);
+    let blobs: Vec<Vec<u8>> = (0..300).map(|i| noise(i, 2_000 + i as usize)).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let stored: usize = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while done.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+                store.flush().unwrap();
+            }
+        });
+        let handles: Vec<_> = (0..3)
+            .map(|t| {
+                let (store, blobs, done) = (&store, &blobs, &done);
+                scope.spawn(move || {
+                    let mut stored = 0;
+                    for round in 0..4 {
+                        for i in 0..blobs.len() {
+                            // Each thread and round in its own order.
+                            let blob = &blobs[(i * (2 * t + 1) + round * 37) % blobs.len()];
+                            stored +=
+                                usize::from(store.add_blob(BlobKind::Data, blob).unwrap().stored);
+                        }
+                    }
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    stored
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(
+        stored,
+        blobs.len(),
+        "each distinct blob is stored exactly once"
+    );
+    store.flush().unwrap();
+    let listed: usize = store
+        .read_index_files()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, packs)| packs)
+        .map(|pack| pack.blobs.len())
+        .sum();
+    assert_eq!(listed, blobs.len(), "no blob is in two packs");
+    for blob in &blobs {
+        assert_eq!(&store.get_blob(&store.blob_id(blob)).unwrap(), blob);
+    }
+}
+
+#[test]
 fn data_and_tree_blobs_go_to_separate_packs() {
     let backend = Arc::new(MemoryBackend::new());
     let (_cache, store) = init(backend.clone(), true);
