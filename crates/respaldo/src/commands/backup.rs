@@ -4,6 +4,7 @@ mod excludes;
 mod metadata;
 mod pipeline;
 mod sqlite;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::io::Read;

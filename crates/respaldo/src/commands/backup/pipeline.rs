@@ -18,11 +18,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chunk_store::{BlobChecker, BlobKind, ChunkId, ChunkStore};
-use chunker::{CutPoints, CutStream, FixedChunker};
+use chunker::{CutPoints, FixedChunker};
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
@@ -30,14 +30,12 @@ use snapshot_index::{FLAG_CHANGED_WHILE_READ, Node, NodeKind, Summary, Tree};
 use super::excludes::Excludes;
 use super::metadata::{OwnerNames, node_from_metadata};
 use super::sqlite::SqliteSources;
+use super::stream;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Warning};
 
 /// Files up to this size are read whole into a reused buffer and cut in memory.
 const SMALL_FILE: u64 = 8 * 1024 * 1024;
-/// Bytes of a streamed file's chunks stored together (on several threads when they are
-/// many: [`PARALLEL_CHUNKS`]).
-const STREAM_BATCH: usize = 8 * 1024 * 1024;
 /// Chunks stored together from which they are stored on several threads.
 const PARALLEL_CHUNKS: usize = 64;
 
@@ -62,7 +60,7 @@ impl Entry {
     }
 }
 
-fn aborted() -> Error {
+pub(super) fn aborted() -> Error {
     Error::invalid("backup aborted after an earlier error")
 }
 
@@ -124,6 +122,8 @@ pub(crate) struct Context<'a> {
     /// files (a read transaction per file would cost more than the lookups), renewed now and
     /// then. A view too old only makes a file be read again.
     checker: Mutex<Option<(BlobChecker<'a>, Instant)>>,
+    /// Workers busy with a file ([`Context::has_idle_cores`]).
+    pub(super) busy_workers: AtomicUsize,
 }
 
 /// How long one index view answers for unchanged files.
@@ -149,7 +149,15 @@ impl<'a> Context<'a> {
             hardlinks: Mutex::new(HashMap::new()),
             sqlite: SqliteSources::default(),
             checker: Mutex::new(None),
+            busy_workers: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether fewer files are being read than the thread pool has threads: then a streamed
+    /// file's chunks are worth storing on the pool (`stream::store_stream`). While every core
+    /// has a file of its own, handing chunks to the pool only adds copies and contention.
+    pub(super) fn has_idle_cores(&self) -> bool {
+        self.busy_workers.load(Ordering::Relaxed) < rayon::current_num_threads()
     }
 
     /// Whether the repository has every one of `ids` (see `checker`).
@@ -225,12 +233,9 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Stores `chunks` (a database's pages), in order, as data blobs, appending their ids to
-    /// `content`. At least [`PARALLEL_CHUNKS`] are hashed, compressed and sealed on several
-    /// threads: one big database cut into pages would otherwise keep one core busy. FastCDC's
-    /// larger chunks do not come here: the other workers keep the cores busy, and parallel
-    /// compression would cost a compression context and buffers on every thread (memory;
-    /// benchmarks.md).
+    /// Stores `chunks` (the pages of a small database), in order, as data blobs, appending
+    /// their ids to `content`; from [`PARALLEL_CHUNKS`] on, on several threads. (Streamed
+    /// files go through `stream::store_stream`.)
     pub(crate) fn store_chunks(
         &self,
         chunks: &[&[u8]],
@@ -239,12 +244,16 @@ impl<'a> Context<'a> {
         if chunks.len() < PARALLEL_CHUNKS {
             return chunks.iter().try_for_each(|c| self.store_chunk(c, content));
         }
-        let ids: Vec<Result<chunk_store::ChunkId>> =
-            chunks.par_iter().map(|c| self.store_one(c)).collect();
-        for id in ids {
-            content.push(id?);
-        }
+        content.extend(self.store_chunks_in_parallel(chunks)?);
         Ok(())
+    }
+
+    /// Stores `chunks` as data blobs on the thread pool's threads; returns their ids, in order.
+    pub(super) fn store_chunks_in_parallel(
+        &self,
+        chunks: &[&[u8]],
+    ) -> Result<Vec<chunk_store::ChunkId>> {
+        chunks.par_iter().map(|c| self.store_one(c)).collect()
     }
 
     fn store_one(&self, chunk: &[u8]) -> Result<chunk_store::ChunkId> {
@@ -267,8 +276,10 @@ pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
         let result = if ctx.aborted() {
             Err(aborted())
         } else {
+            ctx.busy_workers.fetch_add(1, Ordering::Relaxed);
             let stored = backup_file(ctx, &job.path, job.source.as_deref(), job.node, &mut buffer)
                 .inspect_err(|e| ctx.fail(e));
+            ctx.busy_workers.fetch_sub(1, Ordering::Relaxed);
             // Count the file only once it is in the snapshot: an unreadable one is a warning.
             if let Ok(Some(_)) = &stored {
                 let counter = if job.in_parent {
@@ -418,84 +429,17 @@ pub(crate) fn store_reader(
     // the largest chunk): one per worker, not one of each (benchmarks.md, "One read buffer").
     let buf = std::mem::take(buffer);
     match database_pages(&header[..peeked]) {
-        // Thousands of small chunks: stored in batches, on several threads.
         Some(pages) => {
             let mut stream = pages.stream_with_buffer(reader, buf);
-            let stored = store_stream(ctx, &mut stream, content, true);
+            let stored = stream::store_stream(ctx, &mut stream, content);
             *buffer = stream.into_buffer();
             stored
         }
         None => {
             let mut stream = ctx.store.chunker().stream_with_buffer(reader, buf);
-            let stored = store_stream(ctx, &mut stream, content, false);
+            let stored = stream::store_stream(ctx, &mut stream, content);
             *buffer = stream.into_buffer();
             stored
-        }
-    }
-}
-
-/// Stores every chunk of `stream`, one at a time or (`batched`: many small chunks) in
-/// batches on several threads; returns the bytes read (see [`read_content`]).
-fn store_stream<C: CutPoints>(
-    ctx: &Context<'_>,
-    stream: &mut CutStream<'_, C, impl Read>,
-    content: &mut Vec<chunk_store::ChunkId>,
-    batched: bool,
-) -> Result<std::io::Result<u64>> {
-    if !batched {
-        let mut read = 0u64;
-        loop {
-            match stream.next_chunk() {
-                Ok(Some(chunk)) => {
-                    ctx.store_chunk(chunk, content)?;
-                    read += chunk.len() as u64;
-                }
-                Ok(None) => return Ok(Ok(read)),
-                Err(e) => {
-                    content.clear();
-                    return Ok(Err(e));
-                }
-            }
-        }
-    }
-    // Chunks are gathered (copied out of the stream's buffer, which the next chunk reuses)
-    // into batches of about STREAM_BATCH bytes, stored on several threads at once.
-    let mut batch: Vec<u8> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
-    let store_batch = |batch: &mut Vec<u8>, ends: &mut Vec<usize>, content: &mut Vec<_>| {
-        let mut start = 0;
-        let chunks: Vec<&[u8]> = ends
-            .iter()
-            .map(|&end| {
-                let chunk = &batch[start..end];
-                start = end;
-                chunk
-            })
-            .collect();
-        let stored = ctx.store_chunks(&chunks, content);
-        batch.clear();
-        ends.clear();
-        stored
-    };
-    let mut read = 0u64;
-    loop {
-        match stream.next_chunk() {
-            Ok(Some(chunk)) => {
-                batch.extend_from_slice(chunk);
-                ends.push(batch.len());
-                read += chunk.len() as u64;
-                if batch.len() >= STREAM_BATCH {
-                    store_batch(&mut batch, &mut ends, content)?;
-                }
-            }
-            Ok(None) => {
-                store_batch(&mut batch, &mut ends, content)?;
-                return Ok(Ok(read));
-            }
-            Err(e) => {
-                content.clear();
-                return Ok(Err(e));
-            }
         }
     }
 }
