@@ -25,7 +25,6 @@
 //! before the error stay in place.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -118,30 +117,15 @@ impl ContentPlan {
     /// Errors: a chunk the repository does not have ([`chunk_store::Error::BlobNotFound`]
     /// naming it, with a warning naming the file), or an unreadable index. Nothing is written.
     pub(super) fn build(ctx: &Context<'_>, files: &[Entry]) -> Result<Self> {
-        let locator = ctx.store.blob_locator()?;
-        let mut index_of: HashMap<ChunkId, usize> = HashMap::new();
-        let mut blobs: Vec<PlannedBlob> = Vec::new();
+        let (mut blobs, index_of) = locate_blobs(ctx, files)?;
         let mut plans = Vec::with_capacity(files.len());
         for (file, entry) in files.iter().enumerate() {
             let mut chunks = Vec::with_capacity(entry.node.content.len());
             let mut offset = 0u64;
             for id in &entry.node.content {
-                let blob = match index_of.entry(*id) {
-                    MapEntry::Occupied(known) => *known.get(),
-                    MapEntry::Vacant(vacant) => {
-                        let location = locator
-                            .locate(id)
-                            .and_then(|found| {
-                                found.ok_or(chunk_store::Error::BlobNotFound { id: *id })
-                            })
-                            .inspect_err(|e| ctx.unreadable(&entry.dest, e))?;
-                        blobs.push(PlannedBlob {
-                            id: *id,
-                            location,
-                            targets: Vec::new(),
-                        });
-                        *vacant.insert(blobs.len() - 1)
-                    }
+                // Every id of `files` was located above.
+                let Some(&blob) = index_of.get(id) else {
+                    return Err(chunk_store::Error::BlobNotFound { id: *id }.into());
                 };
                 let planned = &mut blobs[blob];
                 planned.targets.push(Target { file, offset });
@@ -165,6 +149,54 @@ impl ContentPlan {
             reads,
         })
     }
+}
+
+/// Every distinct blob of `files`, in the order the files first need them, with where it is
+/// (no targets yet), and the position of each id in that list.
+///
+/// The index is asked in id order: its B-tree is then walked leaf after leaf, each page read
+/// once, instead of at random (restoring a database of 82,000 pages read its 68 MB index 2.5
+/// times over; benchmarks.md, "Restore locates blobs in id order").
+///
+/// Errors: a blob the repository does not have, with a warning naming the first file that
+/// needs it; an unreadable index.
+fn locate_blobs(
+    ctx: &Context<'_>,
+    files: &[Entry],
+) -> Result<(Vec<PlannedBlob>, HashMap<ChunkId, usize>)> {
+    // Distinct ids in first-need order, each with the first file that needs it.
+    let mut position_of: HashMap<ChunkId, usize> = HashMap::new();
+    let mut needed: Vec<(ChunkId, usize)> = Vec::new();
+    for (file, entry) in files.iter().enumerate() {
+        for id in &entry.node.content {
+            position_of.entry(*id).or_insert_with(|| {
+                needed.push((*id, file));
+                needed.len() - 1
+            });
+        }
+    }
+    let mut by_id: Vec<usize> = (0..needed.len()).collect();
+    by_id.sort_unstable_by(|&a, &b| needed[a].0.as_bytes().cmp(needed[b].0.as_bytes()));
+    let locator = ctx.store.blob_locator()?;
+    let mut located: Vec<(usize, BlobLocation)> = Vec::with_capacity(needed.len());
+    for position in by_id {
+        let (id, file) = needed[position];
+        let location = locator
+            .locate(&id)
+            .and_then(|found| found.ok_or(chunk_store::Error::BlobNotFound { id }))
+            .inspect_err(|e| ctx.unreadable(&files[file].dest, e))?;
+        located.push((position, location));
+    }
+    located.sort_unstable_by_key(|&(position, _)| position);
+    let blobs = located
+        .into_iter()
+        .map(|(position, location)| PlannedBlob {
+            id: needed[position].0,
+            location,
+            targets: Vec::new(),
+        })
+        .collect();
+    Ok((blobs, position_of))
 }
 
 /// Cuts the blobs into reads: grouped by pack (packs in the order the files first need
