@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -128,19 +129,27 @@ impl IndexSnapshot {
 struct SharedView {
     snapshot: IndexSnapshot,
     generation: u64,
+    made: Instant,
 }
+
+/// How long the shared view is used before a new one is made, even without a change: an open
+/// read transaction keeps redb from reusing the pages that other processes' writes free, and
+/// makes their compaction fail.
+const SHARED_VIEW_RENEWAL: Duration = Duration::from_secs(5);
 
 /// The redb blob index.
 pub(crate) struct Index {
+    /// The view [`Index::lookup_shared`] answers from: made on first use, and again after
+    /// each change made through this handle ([`Index::changed`]) or after
+    /// [`SHARED_VIEW_RENEWAL`]. Beginning a read transaction per lookup took a third of a
+    /// backup's time when most chunks were known (`docs/benchmarks.md`, "One index view for a
+    /// backup's lookups"). Declared before `db`, so that it is dropped (its read transaction
+    /// ended) before the database closes.
+    shared: RwLock<Option<Arc<SharedView>>>,
+    /// Counts the changes made through this handle ([`Index::generation`]).
+    generation: AtomicU64,
     db: redb::Database,
     path: PathBuf,
-    /// The view [`Index::lookup_shared`] answers from: made on first use, and again after
-    /// each change this process makes. Beginning a read transaction per lookup took a third
-    /// of a backup's time when most chunks were known (`docs/benchmarks.md`, "One index view
-    /// for a backup's lookups").
-    shared: RwLock<Option<Arc<SharedView>>>,
-    /// Counts the changes this process made to the index ([`Index::generation`]).
-    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Index {
@@ -201,10 +210,10 @@ impl Index {
             }
         };
         let index = Index {
-            db,
-            path: path.to_path_buf(),
             shared: RwLock::new(None),
             generation: AtomicU64::new(0),
+            db,
+            path: path.to_path_buf(),
         };
         index.claim(repository_id)?;
         Ok(index)
@@ -263,17 +272,18 @@ impl Index {
     }
 
     /// Where the blob is, from a view of the index that many lookups share, and the
-    /// [`Index::generation`] of that view. The view sees every change this process made
-    /// before the call; changes other processes made since it was made may be missed. For
-    /// deduplication, where a missed blob is only stored again: a caller that must not miss
-    /// a change of its own process made concurrently compares the generation with
-    /// [`Index::generation`] afterwards.
+    /// [`Index::generation`] of that view. The view sees every change made through this
+    /// handle before the call; changes made through other handles (other processes) in the
+    /// last few seconds may be missed. For deduplication, where a missed blob is only stored
+    /// again: a caller that must not miss a change made concurrently through this handle
+    /// compares the generation with [`Index::generation`] afterwards.
     pub(crate) fn lookup_shared(&self, id: &ChunkId) -> Result<(Option<BlobLocation>, u64)> {
         let view = self.shared_view()?;
         Ok((view.snapshot.lookup(id)?, view.generation))
     }
 
-    /// How many changes this process has made to the index: it grows after each one commits.
+    /// How many changes were made through this handle: it grows after each one commits, and
+    /// when [`Index::changed`] says others may have made some.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
@@ -284,24 +294,34 @@ impl Index {
         let generation = self.generation();
         {
             let slot = self.shared.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(view) = slot.as_ref().filter(|v| v.generation == generation) {
+            if let Some(view) = slot
+                .as_ref()
+                .filter(|v| v.generation == generation && v.made.elapsed() < SHARED_VIEW_RENEWAL)
+            {
                 return Ok(Arc::clone(view));
             }
         }
         let view = Arc::new(SharedView {
+            made: Instant::now(),
             snapshot: self.snapshot()?,
             generation,
         });
         let mut slot = self.shared.write().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_none_or(|v| v.generation < generation) {
+        if slot
+            .as_ref()
+            .is_none_or(|v| v.generation < generation || v.made < view.made)
+        {
             *slot = Some(Arc::clone(&view));
         }
         Ok(view)
     }
 
-    /// Marks a committed change: the shared view is made again on its next use.
-    fn changed(&self) {
+    /// Marks a committed change, or one other handles may have made (the store calls it after
+    /// bringing the index up to date): the shared view is dropped, and made again on its next
+    /// use.
+    pub(crate) fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.shared.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// A view of the index as it is now, for many lookups in a row without a transaction each.
@@ -525,6 +545,12 @@ mod tests {
         index.clear().expect("cleared");
         assert!(index.generation() > generation, "clearing is a change");
         assert_eq!(index.lookup_shared(&entry.id).expect("a lookup").0, None);
+
+        // A change another handle may have made: the view is made again.
+        let other = index.generation();
+        index.changed();
+        let (found, generation) = index.lookup_shared(&entry.id).expect("a lookup");
+        assert_eq!((found, generation > other), (None, true));
 
         // The shared view is a reader too: compaction drops it rather than fail.
         index.absorb(&[], &first).expect("absorbed again");

@@ -985,6 +985,9 @@ impl ChunkStore {
             read += 1;
         }
         batch.absorb_into(&self.index)?;
+        // Another handle may have rebuilt or changed the index file since this one's shared
+        // view was made (a prune, or a repair, by another process): look with a new one.
+        self.index.changed();
         *self
             .unreadable_index_files
             .lock()

@@ -269,6 +269,23 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Counts a worker as busy with a file ([`Context::has_idle_cores`]) until dropped, also when
+/// the file's backup panics.
+struct BusyWorker<'c, 'a>(&'c Context<'a>);
+
+impl<'c, 'a> BusyWorker<'c, 'a> {
+    fn new(ctx: &'c Context<'a>) -> Self {
+        ctx.busy_workers.fetch_add(1, Ordering::Relaxed);
+        Self(ctx)
+    }
+}
+
+impl Drop for BusyWorker<'_, '_> {
+    fn drop(&mut self) {
+        self.0.busy_workers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Worker loop: reads, chunks and stores files until the job channel closes.
 pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
     let mut buffer = Vec::new();
@@ -276,10 +293,10 @@ pub(crate) fn run_worker(ctx: &Context<'_>, jobs: &Receiver<FileJob>) {
         let result = if ctx.aborted() {
             Err(aborted())
         } else {
-            ctx.busy_workers.fetch_add(1, Ordering::Relaxed);
+            let busy = BusyWorker::new(ctx);
             let stored = backup_file(ctx, &job.path, job.source.as_deref(), job.node, &mut buffer)
                 .inspect_err(|e| ctx.fail(e));
-            ctx.busy_workers.fetch_sub(1, Ordering::Relaxed);
+            drop(busy);
             // Count the file only once it is in the snapshot: an unreadable one is a warning.
             if let Ok(Some(_)) = &stored {
                 let counter = if job.in_parent {

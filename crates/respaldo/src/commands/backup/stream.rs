@@ -87,6 +87,9 @@ pub(super) fn store_stream<C: CutPoints, R: Read>(
     stream: &mut CutStream<'_, C, R>,
     content: &mut Vec<ChunkId>,
 ) -> Result<std::io::Result<u64>> {
+    // Only from outside the pool: the scope's own code runs on this thread and blocks on the
+    // batches, which a pool thread would wait for on its own queue (and, alone, forever).
+    let may_hand_off = rayon::current_thread_index().is_none();
     // The scope's own code runs on this worker's thread, and only the batches go to the pool:
     // this thread may block on a batch without holding a pool thread.
     rayon::in_place_scope(|scope| {
@@ -98,7 +101,7 @@ pub(super) fn store_stream<C: CutPoints, R: Read>(
             let last = match stream.next_chunk() {
                 Ok(Some(chunk)) => {
                     read += chunk.len() as u64;
-                    if filling.ends.is_empty() && !ctx.has_idle_cores() {
+                    if filling.ends.is_empty() && !(may_hand_off && ctx.has_idle_cores()) {
                         ctx.store_chunk(chunk, content)?;
                         continue;
                     }
@@ -110,7 +113,11 @@ pub(super) fn store_stream<C: CutPoints, R: Read>(
                 }
                 Ok(None) => true,
                 Err(e) => {
-                    // The scope waits for the batches in flight before returning anyway.
+                    // A batch that failed to store is a fatal error, which must not pass for
+                    // this file's read error.
+                    while !in_flight.is_empty() {
+                        collect_oldest(&mut in_flight, &mut spare, content)?;
+                    }
                     content.clear();
                     return Ok(Err(e));
                 }
@@ -150,7 +157,8 @@ fn collect_oldest(
     let Some(oldest) = in_flight.pop_front() else {
         return Ok(());
     };
-    // The sender is dropped without sending only if storing the batch panicked.
+    // The sender is dropped without sending only if storing the batch panicked, and the
+    // scope raises that panic again once it ends.
     let (mut batch, ids) = oldest.stored.recv().map_err(|_| aborted())?;
     let ids = ids?;
     content[oldest.first..oldest.first + ids.len()].copy_from_slice(&ids);
@@ -260,6 +268,34 @@ mod tests {
             restored == data,
             "the chunks put back together are the data"
         );
+    }
+
+    #[test]
+    fn a_stream_stored_from_a_pool_thread_does_not_wait_on_itself() {
+        let (repo, _dirs) = repository();
+        let store = repo.store();
+        let excludes = Excludes::new(&[], &[], &[]).expect("no excludes");
+        let ctx = Context::new(store, excludes, false, &NoProgress);
+        let data = noise(3 * POOL_BATCH * BATCHES_IN_FLIGHT);
+        // One thread: a batch handed to it from itself could never run.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a thread pool");
+        let content = pool.install(|| {
+            let mut stream = store.chunker().stream(data.as_slice());
+            let mut content = Vec::new();
+            store_stream(&ctx, &mut stream, &mut content)
+                .expect("stored")
+                .expect("read");
+            content
+        });
+        let expected: Vec<ChunkId> = store
+            .chunker()
+            .chunk_slice(&data)
+            .map(|chunk| store.blob_id(chunk))
+            .collect();
+        assert_eq!(content, expected);
     }
 
     #[test]

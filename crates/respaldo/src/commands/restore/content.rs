@@ -125,7 +125,9 @@ impl ContentPlan {
             for id in &entry.node.content {
                 // Every id of `files` was located above.
                 let Some(&blob) = index_of.get(id) else {
-                    return Err(chunk_store::Error::BlobNotFound { id: *id }.into());
+                    let missing = chunk_store::Error::BlobNotFound { id: *id };
+                    ctx.unreadable(&entry.dest, &missing);
+                    return Err(missing.into());
                 };
                 let planned = &mut blobs[blob];
                 planned.targets.push(Target { file, offset });
@@ -151,6 +153,16 @@ impl ContentPlan {
     }
 }
 
+/// The location of a planned blob until it is located (never returned as one).
+const NOT_LOCATED: BlobLocation = BlobLocation {
+    pack: ChunkId::from_bytes([0; 32]),
+    offset: 0,
+    length: 0,
+    raw_length: 0,
+    kind: chunk_store::BlobKind::Data,
+    encoding: chunk_store::Encoding::Raw,
+};
+
 /// Every distinct blob of `files`, in the order the files first need them, with where it is
 /// (no targets yet), and the position of each id in that list.
 ///
@@ -164,38 +176,34 @@ fn locate_blobs(
     ctx: &Context<'_>,
     files: &[Entry],
 ) -> Result<(Vec<PlannedBlob>, HashMap<ChunkId, usize>)> {
-    // Distinct ids in first-need order, each with the first file that needs it.
+    // Distinct blobs in first-need order (located below), and the first file needing each.
     let mut position_of: HashMap<ChunkId, usize> = HashMap::new();
-    let mut needed: Vec<(ChunkId, usize)> = Vec::new();
+    let mut blobs: Vec<PlannedBlob> = Vec::new();
+    let mut first_file: Vec<usize> = Vec::new();
     for (file, entry) in files.iter().enumerate() {
         for id in &entry.node.content {
             position_of.entry(*id).or_insert_with(|| {
-                needed.push((*id, file));
-                needed.len() - 1
+                blobs.push(PlannedBlob {
+                    id: *id,
+                    location: NOT_LOCATED,
+                    targets: Vec::new(),
+                });
+                first_file.push(file);
+                blobs.len() - 1
             });
         }
     }
-    let mut by_id: Vec<usize> = (0..needed.len()).collect();
-    by_id.sort_unstable_by(|&a, &b| needed[a].0.as_bytes().cmp(needed[b].0.as_bytes()));
+    let mut by_id: Vec<usize> = (0..blobs.len()).collect();
+    by_id.sort_unstable_by(|&a, &b| blobs[a].id.as_bytes().cmp(blobs[b].id.as_bytes()));
     let locator = ctx.store.blob_locator()?;
-    let mut located: Vec<(usize, BlobLocation)> = Vec::with_capacity(needed.len());
     for position in by_id {
-        let (id, file) = needed[position];
-        let location = locator
+        let blob = &mut blobs[position];
+        let id = blob.id;
+        blob.location = locator
             .locate(&id)
             .and_then(|found| found.ok_or(chunk_store::Error::BlobNotFound { id }))
-            .inspect_err(|e| ctx.unreadable(&files[file].dest, e))?;
-        located.push((position, location));
+            .inspect_err(|e| ctx.unreadable(&files[first_file[position]].dest, e))?;
     }
-    located.sort_unstable_by_key(|&(position, _)| position);
-    let blobs = located
-        .into_iter()
-        .map(|(position, location)| PlannedBlob {
-            id: needed[position].0,
-            location,
-            targets: Vec::new(),
-        })
-        .collect();
     Ok((blobs, position_of))
 }
 
