@@ -6,7 +6,8 @@
 //!        └──────directories (bounded, post-order)──► assembler: wait for entries, save tree
 //! ```
 //! The walker visits paths depth first in name order. A file whose metadata matches the parent
-//! snapshot reuses its chunk list without being read; any other file becomes a job. When the
+//! snapshot reuses its chunk list without being read; any other file becomes a job, which the
+//! walker announces to the kernel so that the disk reads it ahead of the workers. When the
 //! walker leaves a directory it hands the directory's entries (ready nodes and one-shot
 //! receivers) to the assembler, which saves the tree once every entry has arrived. Nothing
 //! waits on the walker, and both channels are bounded, so memory stays bounded while the
@@ -705,6 +706,7 @@ fn file_entry(
         ctx.progress.bytes_done(node.size);
         return Ok(Entry::Ready(Box::new(node)));
     }
+    prefetch(source.as_deref().unwrap_or(path), node.size);
     let (done, rx) = one_shot();
     stages
         .jobs
@@ -717,6 +719,30 @@ fn file_entry(
         })
         .map_err(|_| aborted())?;
     Ok(Entry::Pending(rx))
+}
+
+/// Asks the kernel to start reading a file that a worker will read soon (its first
+/// [`SMALL_FILE`] bytes; a larger file is read ahead by the kernel as it is streamed). With the
+/// files not in the page cache, two workers reading one file each kept two disk requests in
+/// flight: the `tree` first backup took twice as long as with the data cached. With every
+/// queued file announced, the disk has many requests to serve at once (`docs/benchmarks.md`,
+/// "Reading ahead of the workers"). Failures are left to the worker, which reports them.
+fn prefetch(path: &Path, size: u64) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a file replaced by a FIFO since it was listed must not stall the walk.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    if let Ok(file) = opened {
+        let length = i64::try_from(size.min(SMALL_FILE)).unwrap_or(i64::MAX);
+        let _ = nix::fcntl::posix_fadvise(
+            &file,
+            0,
+            length,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
 }
 
 /// The first fatal error recorded, if any.
