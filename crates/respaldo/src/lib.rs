@@ -20,6 +20,8 @@ mod lock;
 mod progress;
 mod repository;
 mod service;
+#[cfg(test)]
+mod test_data;
 
 pub use backup_log::{BACKUP_LOG_SCHEMA, BackupLog, LogEntry, LogStatus, default_log_path};
 pub use config::{

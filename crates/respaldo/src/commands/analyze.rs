@@ -479,17 +479,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::progress::NoProgress;
-
-    fn noise(len: usize, mut s: u64) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s as u8
-            })
-            .collect()
-    }
+    use crate::test_data::noise;
 
     fn specs(texts: &[&str]) -> Vec<ChunkingSpec> {
         texts.iter().map(|t| t.parse().unwrap()).collect()

@@ -174,16 +174,9 @@ mod tests {
     use crate::{InitOptions, KdfParams, NoProgress, Repository};
     use std::sync::atomic::Ordering;
 
+    /// Incompressible test data of `len` bytes.
     fn noise(len: usize) -> Vec<u8> {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
+        crate::test_data::noise(len, 0x9E37_79B9_7F4A_7C15)
     }
 
     /// Reads `data`, and every `every` bytes makes the cores look busy or idle in turn, so
@@ -230,6 +223,15 @@ mod tests {
         (repo, dirs)
     }
 
+    /// The ids of `data`'s chunks, cut and hashed in one piece.
+    fn chunk_ids(store: &chunk_store::ChunkStore, data: &[u8]) -> Vec<ChunkId> {
+        store
+            .chunker()
+            .chunk_slice(data)
+            .map(|chunk| store.blob_id(chunk))
+            .collect()
+    }
+
     #[test]
     fn chunks_stored_on_the_pool_and_inline_keep_their_order() {
         let (repo, _dirs) = repository();
@@ -238,11 +240,7 @@ mod tests {
         let ctx = Context::new(store, excludes, false, &NoProgress);
         // Many batches, more than can be in flight at once, with switches in between.
         let data = noise(5 * POOL_BATCH * BATCHES_IN_FLIGHT + 12_345);
-        let expected: Vec<ChunkId> = store
-            .chunker()
-            .chunk_slice(&data)
-            .map(|chunk| store.blob_id(chunk))
-            .collect();
+        let expected = chunk_ids(store, &data);
         for every in [3 * POOL_BATCH / 2, 5 * POOL_BATCH, usize::MAX] {
             let reader = Flipping {
                 data: &data,
@@ -290,11 +288,7 @@ mod tests {
                 .expect("read");
             content
         });
-        let expected: Vec<ChunkId> = store
-            .chunker()
-            .chunk_slice(&data)
-            .map(|chunk| store.blob_id(chunk))
-            .collect();
+        let expected = chunk_ids(store, &data);
         assert_eq!(content, expected);
     }
 
