@@ -7,8 +7,8 @@
 //! Concurrency: the database is opened in redb's `MultiWriter` mode, so several processes
 //! (several backups into one repository) share one file; each writes in short transactions:
 //! one per index file a backup writes, one per batch of index files a sync reads. The lookups
-//! that deduplicate share one read transaction, made again after each change this process
-//! makes ([`Index::lookup_shared`]).
+//! that deduplicate share one read transaction, made again after each change through this
+//! handle, after each sync and every few seconds ([`Index::lookup_shared`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

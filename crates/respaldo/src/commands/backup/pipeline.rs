@@ -189,7 +189,7 @@ impl<'a> Context<'a> {
     }
 
     /// Records a fatal error and makes every stage stop early.
-    fn fail(&self, error: &Error) {
+    pub(super) fn fail(&self, error: &Error) {
         self.abort.store(true, Ordering::SeqCst);
         self.fatal
             .lock()
@@ -197,7 +197,7 @@ impl<'a> Context<'a> {
             .get_or_insert_with(|| error.to_string());
     }
 
-    fn aborted(&self) -> bool {
+    pub(super) fn aborted(&self) -> bool {
         self.abort.load(Ordering::SeqCst)
     }
 

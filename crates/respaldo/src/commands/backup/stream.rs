@@ -100,6 +100,11 @@ pub(super) fn store_stream<C: CutPoints, R: Read>(
         loop {
             let last = match stream.next_chunk() {
                 Ok(Some(chunk)) => {
+                    // Another stage failed: the backup is over, the rest of a large file need
+                    // not be read.
+                    if ctx.aborted() {
+                        return Err(aborted());
+                    }
                     read += chunk.len() as u64;
                     if filling.ends.is_empty() && !(may_hand_off && ctx.has_idle_cores()) {
                         ctx.store_chunk(chunk, content)?;
@@ -312,5 +317,21 @@ mod tests {
             .expect_err("the read fails");
         assert_eq!(err.to_string(), "the disk went away");
         assert!(content.is_empty(), "{} ids left", content.len());
+    }
+
+    #[test]
+    fn a_failed_backup_stops_reading_a_large_file() {
+        let (repo, _dirs) = repository();
+        let excludes = Excludes::new(&[], &[], &[]).expect("no excludes");
+        let ctx = Context::new(repo.store(), excludes, false, &NoProgress);
+        ctx.fail(&aborted());
+        // Far more than the stream's read buffer (twice the largest chunk).
+        let data = noise(16 * POOL_BATCH);
+        let mut reader = data.as_slice();
+        let mut stream = repo.store().chunker().stream(&mut reader);
+        let mut content = Vec::new();
+        assert!(store_stream(&ctx, &mut stream, &mut content).is_err());
+        drop(stream);
+        assert!(!reader.is_empty(), "the rest of the file is not read");
     }
 }
