@@ -313,3 +313,66 @@ fn unencrypted_repository_has_no_keys() {
             .is_ok_and(|mut d| d.next().is_some())
     );
 }
+
+/// The Argon2id cost `key list --json` shows for the key `password` opens.
+fn kdf_of(env: &Env, password: &str) -> (u64, u64) {
+    let list = keys(env, password);
+    let key = list
+        .iter()
+        .find(|k| k["current"] == true)
+        .expect("no current key");
+    (
+        key["kdf"]["memory_kib"].as_u64().unwrap(),
+        key["kdf"]["iterations"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn the_key_derivation_cost_is_chosen_at_init_and_for_each_new_key() {
+    let env = Env::empty();
+    let out = env.ok(["init", "--kdf-memory", "8M", "--kdf-passes", "2", "--json"]);
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["kdf"]["memory_kib"], 8 * 1024, "{}", describe(&out));
+    assert_eq!(line["kdf"]["iterations"], 2, "{}", describe(&out));
+    assert_eq!(kdf_of(&env, PASSWORD), (8 * 1024, 2));
+
+    // Only the memory given: the passes are the default (3), not the test-only cheapest.
+    ok_as(
+        &env,
+        PASSWORD,
+        Some(OTHER),
+        &["key", "add", "--kdf-memory", "9216K"],
+    );
+    assert_eq!(kdf_of(&env, OTHER), (9 * 1024, 3));
+    assert!(opens(&env, OTHER));
+
+    ok_as(
+        &env,
+        OTHER,
+        Some("third"),
+        &["key", "passwd", "--kdf-memory", "10", "--kdf-passes", "1"],
+    );
+    assert_eq!(kdf_of(&env, "third"), (10 * 1024, 1));
+    assert!(!opens(&env, OTHER));
+
+    // Out of range or malformed: exit 2 naming the option, no key added.
+    for bad in [
+        ["--kdf-memory", "7M"],
+        ["--kdf-memory", "5G"],
+        ["--kdf-memory", "lots"],
+        ["--kdf-passes", "0"],
+        ["--kdf-passes", "65"],
+    ] {
+        let mut args = vec!["key", "add"];
+        args.extend(bad);
+        let out = run_as(&env, "third", Some("fourth"), &args);
+        assert_fails(&out, 2, bad[0]);
+    }
+    assert_eq!(keys(&env, "third").len(), 2);
+
+    // An unencrypted repository has no key to derive.
+    let plain = Env::empty();
+    let out = plain.run(["init", "--no-encryption", "--kdf-memory", "16M"]);
+    assert_fails(&out, 2, "--no-encryption");
+    assert!(!plain.repo.exists(), "a repository was created");
+}

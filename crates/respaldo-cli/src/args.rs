@@ -170,22 +170,16 @@ pub struct UnlockArgs {
 #[derive(Debug, ClapArgs)]
 pub struct InitArgs {
     /// Store everything unencrypted (no password; chunk ids reveal content hashes).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kdf_memory", "kdf_passes"])]
     pub no_encryption: bool,
     /// How to cut data into chunks: fastcdc:MIN,AVG,MAX (sizes with an optional K or M
     /// suffix, powers of two), such as fastcdc:128K,512K,2M, the default. Fixed for the life of
     /// the repository: measure first with `respaldo analyze`.
     #[arg(long, value_name = "SPEC", value_parser = parse_repository_chunker)]
     pub chunker: Option<respaldo::ChunkerParams>,
-    /// Test only: derive the key with the cheapest Argon2id parameters, so that a password
-    /// protects nothing. Never use it for real data.
-    #[arg(
-        long,
-        hide = true,
-        env = "RESPALDO_INSECURE_KDF_FOR_TESTS",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub insecure_kdf: bool,
+    /// The cost of deriving the key from the password.
+    #[command(flatten)]
+    pub kdf: KdfArgs,
 }
 
 /// Parses `init --chunker`: a chunker spec of the FastCDC kind, the only one a repository
@@ -203,6 +197,77 @@ fn parse_repository_chunker(text: &str) -> Result<respaldo::ChunkerParams, Strin
             spec.kind()
         )
     })
+}
+
+/// The cost of deriving a key from a new password (`init`, `key add`, `key passwd`): every
+/// command that opens the repository with that password pays it once.
+#[derive(Debug, ClapArgs)]
+pub struct KdfArgs {
+    /// Memory the key derivation (Argon2id) takes for this password, with a K, M or G suffix
+    /// (a plain number is MiB): 8M to 4G, default 64M. More memory makes guessing the
+    /// password costlier; every command that opens the repository needs that much memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_kdf_memory)]
+    pub kdf_memory: Option<u32>,
+    /// Passes the key derivation makes over its memory: 1 to 64, default 3. Its time grows
+    /// with memory times passes (about 0.1 s at the defaults).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub kdf_passes: Option<u32>,
+    /// Test only: derive the key with the cheapest Argon2id parameters, so that the password
+    /// protects nothing. Never use it for real data. `--kdf-memory` and `--kdf-passes` win
+    /// over it.
+    #[arg(
+        long,
+        hide = true,
+        env = "RESPALDO_INSECURE_KDF_FOR_TESTS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_kdf: bool,
+}
+
+impl KdfArgs {
+    /// The Argon2id cost asked for: the defaults (or the test-only cheapest ones) for
+    /// whatever was not given.
+    pub fn params(&self) -> respaldo::KdfParams {
+        let base = if self.insecure_kdf && self.kdf_memory.is_none() && self.kdf_passes.is_none() {
+            respaldo::KdfParams::insecure_fast()
+        } else {
+            respaldo::KdfParams::default()
+        };
+        respaldo::KdfParams {
+            memory_kib: self.kdf_memory.unwrap_or(base.memory_kib),
+            iterations: self.kdf_passes.unwrap_or(base.iterations),
+            ..base
+        }
+    }
+}
+
+/// Smallest memory `--kdf-memory` accepts, in KiB (below it Argon2id protects little).
+const KDF_MEMORY_MIN_KIB: u64 = 8 * 1024;
+/// Largest memory `--kdf-memory` accepts, in KiB: what a key file may ask for.
+const KDF_MEMORY_MAX_KIB: u64 = respaldo::MAX_KDF.memory_kib as u64;
+
+/// Parses `--kdf-memory`: digits with an optional K, M or G suffix (MiB without one), into KiB.
+fn parse_kdf_memory(text: &str) -> Result<u32, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, suffix) = trimmed.split_at(digits);
+    let bad = || {
+        format!("{text:?} is not a size: write a number with a K, M or G suffix, such as 64M or 1G")
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let kib_per_unit: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "k" | "kib" => 1,
+        "" | "m" | "mib" => 1024,
+        "g" | "gib" => 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    let kib = number.saturating_mul(kib_per_unit);
+    if !(KDF_MEMORY_MIN_KIB..=KDF_MEMORY_MAX_KIB).contains(&kib) {
+        return Err(format!("{text:?} is out of range: give 8M to 4G"));
+    }
+    u32::try_from(kib).map_err(|_| format!("{text:?} is out of range: give 8M to 4G"))
 }
 
 /// `backup`.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use respaldo::{ChunkerParams, ChunkingSpec, InitOptions, KdfParams, Repository};
+use respaldo::{ChunkerParams, ChunkingSpec, InitOptions, Repository};
 use serde_json::json;
 
 use crate::args::{Global, InitArgs};
@@ -21,13 +21,10 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
     } else {
         Some(password::for_init(global)?)
     };
+    let kdf = args.kdf.params();
     let options = InitOptions {
         password,
-        kdf: if args.insecure_kdf {
-            KdfParams::insecure_fast()
-        } else {
-            KdfParams::default()
-        },
+        kdf,
         chunker: args.chunker.unwrap_or_default(),
         ..InitOptions::default()
     };
@@ -54,6 +51,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
                 "id": id,
                 "repository": repo.location(),
                 "encrypted": encrypted,
+                "kdf": encrypted.then(|| super::key::kdf_json(&kdf)),
                 "chunker": {
                     "spec": spec.to_string(),
                     "min_size": chunking.min_size,
@@ -72,6 +70,11 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
         )?;
         writeln!(out, "chunking: {spec}")?;
         if encrypted {
+            writeln!(
+                out,
+                "key derivation: Argon2id, {}",
+                super::key::kdf_text(&kdf)
+            )?;
             writeln!(
                 out,
                 "\nThe password is the only way into this repository: lose it and the data is lost."

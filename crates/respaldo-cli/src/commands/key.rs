@@ -14,7 +14,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use respaldo::{KdfParams, KeyEntry, Repository};
 use serde_json::{Value, json};
 
-use crate::args::Global;
+use crate::args::{Global, KdfArgs};
 use crate::output::{self, Table, Ui};
 use crate::password;
 
@@ -51,25 +51,9 @@ pub struct NewKeyArgs {
     /// prompt on a terminal.
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
-    /// Test only: derive the new key with the cheapest Argon2id parameters, so that its
-    /// password protects nothing. Never use it for real data.
-    #[arg(
-        long,
-        hide = true,
-        env = "RESPALDO_INSECURE_KDF_FOR_TESTS",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub insecure_kdf: bool,
-}
-
-impl NewKeyArgs {
-    fn kdf(&self) -> KdfParams {
-        if self.insecure_kdf {
-            KdfParams::insecure_fast()
-        } else {
-            KdfParams::default()
-        }
-    }
+    /// The cost of deriving the key from the new password.
+    #[command(flatten)]
+    pub kdf: KdfArgs,
 }
 
 /// Runs `key`.
@@ -118,7 +102,7 @@ fn list(ui: &Ui, repo: &Repository) -> Result<ExitCode> {
 fn add(ui: &Ui, repo: &Repository, args: &NewKeyArgs) -> Result<ExitCode> {
     refuse_unencrypted(repo)?;
     let new_password = password::for_new_key(args.new_password_file.as_deref())?;
-    let name = repo.add_key(&new_password, args.kdf())?;
+    let name = repo.add_key(&new_password, args.kdf.params())?;
     let mut out = output::stdout();
     if ui.json {
         output::write_json(
@@ -155,7 +139,7 @@ fn passwd(ui: &Ui, repo: &Repository, args: &NewKeyArgs) -> Result<ExitCode> {
     refuse_unencrypted(repo)?;
     let old = repo.store().opened_key().unwrap_or_default().to_string();
     let new_password = password::for_new_key(args.new_password_file.as_deref())?;
-    let name = repo.change_password(&new_password, args.kdf())?;
+    let name = repo.change_password(&new_password, args.kdf.params())?;
     let mut out = output::stdout();
     if ui.json {
         output::write_json(
@@ -193,7 +177,7 @@ fn created_ns(key: &KeyEntry) -> i64 {
 }
 
 /// Argon2id cost as `64.00 MiB, 3 passes` (and the lanes when more than one).
-fn kdf_text(kdf: &KdfParams) -> String {
+pub(super) fn kdf_text(kdf: &KdfParams) -> String {
     let mut text = format!(
         "{}, {} pass{}",
         output::bytes(u64::from(kdf.memory_kib) * 1024),
@@ -206,6 +190,16 @@ fn kdf_text(kdf: &KdfParams) -> String {
     text
 }
 
+/// Argon2id cost as JSON: `algorithm`, `memory_kib`, `iterations`, `parallelism`.
+pub(super) fn kdf_json(kdf: &KdfParams) -> Value {
+    json!({
+        "algorithm": "argon2id",
+        "memory_kib": kdf.memory_kib,
+        "iterations": kdf.iterations,
+        "parallelism": kdf.parallelism,
+    })
+}
+
 fn key_json(key: &KeyEntry) -> Value {
     json!({
         "id": key.name,
@@ -215,11 +209,6 @@ fn key_json(key: &KeyEntry) -> Value {
         "hostname": key.hostname,
         "created": output::rfc3339(created_ns(key)),
         "created_unix_seconds": key.created_unix_seconds,
-        "kdf": {
-            "algorithm": "argon2id",
-            "memory_kib": key.kdf.memory_kib,
-            "iterations": key.kdf.iterations,
-            "parallelism": key.kdf.parallelism,
-        },
+        "kdf": kdf_json(&key.kdf),
     })
 }
