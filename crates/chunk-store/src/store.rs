@@ -842,7 +842,13 @@ impl ChunkStore {
         if let Some(Pending::Written(location)) = self.state().pending.get(id) {
             return Ok(Some(*location));
         }
-        self.index.lookup(id)
+        // The shared view answers without a read transaction per blob (a tree walk asks once
+        // per folder); it may predate another handle's latest change, so a miss asks the index
+        // as it is now.
+        match self.index.lookup_shared(id)?.0 {
+            Some(location) => Ok(Some(location)),
+            None => self.index.lookup(id),
+        }
     }
 
     /// Returns a blob's content, verified against its id.

@@ -6,24 +6,71 @@
 //! place, and then the folder is synced, so that after a crash it is either whole or absent.
 //! Dot-names are never listed; files are created 0600 and folders 0700 on Unix.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::spool::Spool;
 use super::{Backend, CONFIG_NAME, FileKind, StagedFile, check_range, validate_name};
 use crate::error::{Error, Result, io_err};
 
+/// Reads up to this long skip the size check before reading (see `read_range`).
+const UNCHECKED_READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// Packs kept open for ranged reads (see [`OpenPacks`]).
+const OPEN_PACKS: usize = 16;
+
+/// The packs read from last, kept open: walking a snapshot's trees reads a few hundred bytes
+/// at a time from the same few tree packs, and opening and closing the pack for each read
+/// cost a fifth of `ls` (benchmarks.md, "Reading trees"). A pack's content never changes
+/// (its name is its hash), so a handle stays valid; one deleted through this backend is
+/// dropped from here.
+#[derive(Debug, Default)]
+struct OpenPacks(Mutex<VecDeque<(String, Arc<File>)>>);
+
+impl OpenPacks {
+    fn get(&self, name: &str) -> Option<Arc<File>> {
+        let mut packs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = packs.iter().position(|(n, _)| n == name)?;
+        // Most recently used first.
+        let entry = packs.remove(at)?;
+        let file = Arc::clone(&entry.1);
+        packs.push_front(entry);
+        Some(file)
+    }
+
+    fn put(&self, name: &str, file: Arc<File>) {
+        let mut packs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if packs.iter().any(|(n, _)| n == name) {
+            return;
+        }
+        packs.push_front((name.to_string(), file));
+        packs.truncate(OPEN_PACKS);
+    }
+
+    fn forget(&self, name: &str) {
+        let mut packs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        packs.retain(|(n, _)| n != name);
+    }
+}
+
 /// A [`Backend`] over a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
+    open_packs: Arc<OpenPacks>,
 }
 
 impl LocalBackend {
     /// A backend rooted at `root`. Nothing is created or checked until files are written.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            open_packs: Arc::default(),
+        }
     }
 
     /// The root directory.
@@ -146,20 +193,55 @@ impl Backend for LocalBackend {
     }
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let (mut file, path) = self.open(kind, name)?;
-        let size = file.metadata().map_err(io_err("stat", &path))?.len();
-        check_range(kind, name, offset, len, size)?;
-        let len = usize::try_from(len).map_err(|_| Error::ShortRead {
+        let cached = match kind {
+            FileKind::Pack => self.open_packs.get(name),
+            _ => None,
+        };
+        let (file, path) = match cached {
+            Some(file) => (file, self.path_of(kind, name)?),
+            None => {
+                let (file, path) = self.open(kind, name)?;
+                let file = Arc::new(file);
+                if kind == FileKind::Pack {
+                    self.open_packs.put(name, Arc::clone(&file));
+                }
+                (file, path)
+            }
+        };
+        let file_size =
+            || -> Result<u64> { Ok(file.metadata().map_err(io_err("stat", &path))?.len()) };
+        // A long read is checked against the file's size before its buffer is allocated, so
+        // that a damaged length cannot make this allocate gigabytes; so are the odd ones an
+        // empty buffer would not catch (empty, or past any file). Any other (every blob and
+        // tree) costs no extra system call, and learns the size only when it comes up short.
+        if len == 0
+            || len > UNCHECKED_READ_MAX
+            || offset
+                .checked_add(len)
+                .is_none_or(|end| end > i64::MAX as u64)
+        {
+            check_range(kind, name, offset, len, file_size()?)?;
+        }
+        let short = |size| Error::ShortRead {
             kind: kind.label(),
             name: name.to_string(),
             offset,
             len,
             size,
-        })?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(io_err("seek", &path))?;
-        let mut data = vec![0u8; len];
-        file.read_exact(&mut data).map_err(io_err("read", &path))?;
+        };
+        let Ok(wanted) = usize::try_from(len) else {
+            return Err(short(file_size()?));
+        };
+        let mut data = vec![0u8; wanted];
+        let mut filled = 0;
+        while filled < wanted {
+            match file.read_at(&mut data[filled..], offset + filled as u64) {
+                Ok(0) => return Err(short(file_size()?)),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("read", &path)(e)),
+            }
+        }
         Ok(data)
     }
 
@@ -208,6 +290,9 @@ impl Backend for LocalBackend {
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = self.path_of(kind, name)?;
+        if kind == FileKind::Pack {
+            self.open_packs.forget(name);
+        }
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir_of(kind, name)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -156,7 +156,18 @@ fn staging(backend: &dyn Backend) {
     after.push("aa09".to_string());
     after.sort();
     assert_eq!(backend.list(FileKind::Pack).unwrap(), after);
+    // A pack read in ranges (which a backend may keep open) and then deleted is gone.
+    assert_eq!(
+        backend.read_range(FileKind::Pack, "aa09", 2, 10).unwrap(),
+        &whole[2..12]
+    );
     backend.delete(FileKind::Pack, "aa09").unwrap();
+    assert!(
+        backend
+            .read_range(FileKind::Pack, "aa09", 0, 4)
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 /// Many threads writing and reading at once see only whole files.

@@ -39,11 +39,16 @@ fn parent_of(dest: &Path) -> &Path {
 /// existing non-directory is replaced.
 pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
     let dest = &entry.dest;
+    // Most restores create their folders: look at what is there only when something is (one
+    // system call per folder instead of two).
+    match std::fs::create_dir(dest) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        created => return created.map_err(Error::io("create directory", dest)),
+    }
     match std::fs::symlink_metadata(dest) {
         Ok(meta) if meta.file_type().is_dir() => {
             // A read-only directory left by an earlier restore must take new entries; its
             // mode from the snapshot is set again in the last phase.
-            use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode();
             if mode & 0o300 != 0o300 {
                 std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode | 0o700))
@@ -68,21 +73,31 @@ pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
     std::fs::create_dir(dest).map_err(Error::io("create directory", dest))
 }
 
-/// Makes room for a non-directory at `dest`: an existing real directory there is removed
-/// (files and symbolic links are replaced by the rename).
-fn clear_destination(dest: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.file_type().is_dir() => std::fs::remove_dir_all(dest)
-            .map_err(Error::io("remove (to restore a file there)", dest)),
-        _ => Ok(()),
+/// Whether a real directory (not a link to one) is at `dest`.
+fn is_real_dir(dest: &Path) -> bool {
+    std::fs::symlink_metadata(dest).is_ok_and(|meta| meta.file_type().is_dir())
+}
+
+/// Renames temporary file `temp` over `dest`. Files and symbolic links at `dest` are replaced
+/// by the rename; a real directory there, which a rename cannot replace, is removed first.
+fn rename_into_place(temp: TempPath, dest: &Path) -> Result<()> {
+    // Try the rename first: a restore into an empty target then costs no look at `dest`.
+    let failed = match temp.persist(dest) {
+        Ok(()) => return Ok(()),
+        Err(failed) => failed,
+    };
+    if !is_real_dir(dest) {
+        return Err(Error::io("rename into place", dest)(failed.error));
     }
+    std::fs::remove_dir_all(dest).map_err(Error::io("remove (to restore a file there)", dest))?;
+    failed
+        .path
+        .persist(dest)
+        .map_err(|e| Error::io("rename into place", dest)(e.error))
 }
 
 fn persist<F>(temp: NamedTempFile<F>, dest: &Path) -> Result<()> {
-    clear_destination(dest)?;
-    temp.persist(dest)
-        .map(drop)
-        .map_err(|e| Error::io("rename into place", dest)(e.error))
+    rename_into_place(temp.into_temp_path(), dest)
 }
 
 /// Creates a node under a temporary name in the destination's folder with `create`, then
@@ -155,10 +170,7 @@ pub(crate) fn finish_file(
     } else {
         None
     };
-    let persisted = clear_destination(dest).and_then(|()| {
-        temp.persist(dest)
-            .map_err(|e| Error::io("rename into place", dest)(e.error))
-    });
+    let persisted = rename_into_place(temp, dest);
     match (persisted, aside) {
         (Ok(()), Some(aside)) => aside.discard(),
         (Err(e), Some(aside)) => {
