@@ -337,21 +337,35 @@ fn the_key_derivation_cost_is_chosen_at_init_and_for_each_new_key() {
     assert_eq!(kdf_of(&env, PASSWORD), (8 * 1024, 2));
 
     // Only the memory given: the passes are the default (3), not the test-only cheapest.
-    ok_as(
+    let out = ok_as(
         &env,
         PASSWORD,
         Some(OTHER),
-        &["key", "add", "--kdf-memory", "9216K"],
+        &["key", "add", "--kdf-memory", "9216K", "--json"],
     );
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["kdf"]["memory_kib"], 9 * 1024, "{}", describe(&out));
+    assert_eq!(line["kdf"]["iterations"], 3, "{}", describe(&out));
     assert_eq!(kdf_of(&env, OTHER), (9 * 1024, 3));
     assert!(opens(&env, OTHER));
 
-    ok_as(
+    let out = ok_as(
         &env,
         OTHER,
         Some("third"),
-        &["key", "passwd", "--kdf-memory", "10", "--kdf-passes", "1"],
+        &[
+            "key",
+            "passwd",
+            "--kdf-memory",
+            "10",
+            "--kdf-passes",
+            "1",
+            "--json",
+        ],
     );
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["message_type"], "password_changed");
+    assert_eq!(line["kdf"]["memory_kib"], 10 * 1024, "{}", describe(&out));
     assert_eq!(kdf_of(&env, "third"), (10 * 1024, 1));
     assert!(!opens(&env, OTHER));
 

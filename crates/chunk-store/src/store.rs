@@ -856,6 +856,19 @@ impl ChunkStore {
     /// Errors: [`Error::BlobNotFound`] when the repository does not have it;
     /// [`Error::Corrupt`] naming the pack and offset when the stored bytes are damaged.
     pub fn get_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        match self.get_blob_once(id) {
+            // The location came from an index view made before another process's prune
+            // deleted the pack (after writing the blob into another one and rebuilding the
+            // index): ask the index as it is now.
+            Err(e) if e.is_not_found() => {
+                self.index.changed();
+                self.get_blob_once(id)
+            }
+            result => result,
+        }
+    }
+
+    fn get_blob_once(&self, id: &ChunkId) -> Result<Vec<u8>> {
         if let Some(location) = self.locate(id)? {
             if location.kind == BlobKind::Tree
                 && let Some(cache) = &self.tree_packs

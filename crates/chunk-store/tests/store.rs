@@ -1156,3 +1156,47 @@ fn a_staged_pack_that_fails_mid_write_is_dropped_and_its_blobs_reported_lost() {
         assert_eq!(name, blake3::hash(&bytes).to_hex().to_string());
     }
 }
+
+/// Regression: a blob's location came from an index view shared by many reads, which could
+/// outlive another handle's prune (the blob written into a new pack, the old pack and its
+/// index file deleted, the index rebuilt): the read then failed with the old pack missing
+/// although the blob is in the repository.
+#[test]
+fn a_blob_moved_by_another_handle_is_read_from_its_new_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+    let (cache, reader) = init(backend.clone(), true);
+    let data = noise(7, 50_000);
+    let id = reader.add_blob(BlobKind::Tree, &data).unwrap().id;
+    reader.flush().unwrap();
+    // The reader's view now places the blob in its first pack.
+    assert_eq!(reader.get_blob(&id).unwrap(), data);
+    let old_pack = reader.locate(&id).unwrap().unwrap().pack;
+    let old_index_files = backend.list(FileKind::Index).unwrap();
+
+    // Another handle (another process, sharing the index cache) moves it, as prune does.
+    let other = reopen(backend.clone(), &cache);
+    let entry = other
+        .pack_entries(&old_pack)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap();
+    let pack_bytes = other.read_pack(&old_pack).unwrap();
+    other
+        .repack_blob(&old_pack, &entry, entry.sealed_in(&pack_bytes).unwrap())
+        .unwrap();
+    other.flush().unwrap();
+    other.delete_pack(&old_pack.to_hex()).unwrap();
+    for name in &old_index_files {
+        backend.delete(FileKind::Index, name).unwrap();
+    }
+    other.sync_index().unwrap();
+    let new_pack = other.locate(&id).unwrap().unwrap().pack;
+    assert_ne!(new_pack, old_pack);
+
+    // Seconds later at most, the reader's view still has the old pack: the read follows the
+    // blob.
+    assert_eq!(reader.get_blob(&id).unwrap(), data);
+    assert_eq!(reader.locate(&id).unwrap().unwrap().pack, new_pack);
+}

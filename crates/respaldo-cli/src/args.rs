@@ -256,7 +256,12 @@ fn parse_kdf_memory(text: &str) -> Result<u32, String> {
     let bad = || {
         format!("{text:?} is not a size: write a number with a K, M or G suffix, such as 64M or 1G")
     };
-    let number: u64 = number.parse().map_err(|_| bad())?;
+    if number.is_empty() {
+        return Err(bad());
+    }
+    let out_of_range = || format!("{text:?} is out of range: give 8M to 4G");
+    // Digits only: a number too long for u64 is out of range, not malformed.
+    let number: u64 = number.parse().map_err(|_| out_of_range())?;
     let kib_per_unit: u64 = match suffix.to_ascii_lowercase().as_str() {
         "k" | "kib" => 1,
         "" | "m" | "mib" => 1024,
@@ -265,9 +270,9 @@ fn parse_kdf_memory(text: &str) -> Result<u32, String> {
     };
     let kib = number.saturating_mul(kib_per_unit);
     if !(KDF_MEMORY_MIN_KIB..=KDF_MEMORY_MAX_KIB).contains(&kib) {
-        return Err(format!("{text:?} is out of range: give 8M to 4G"));
+        return Err(out_of_range());
     }
-    u32::try_from(kib).map_err(|_| format!("{text:?} is out of range: give 8M to 4G"))
+    u32::try_from(kib).map_err(|_| out_of_range())
 }
 
 /// `backup`.
@@ -473,6 +478,57 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kdf_memory_sizes() {
+        assert_eq!(parse_kdf_memory("8m"), Ok(8 * 1024));
+        assert_eq!(parse_kdf_memory(" 64M "), Ok(64 * 1024));
+        assert_eq!(parse_kdf_memory("64"), Ok(64 * 1024));
+        assert_eq!(parse_kdf_memory("9216K"), Ok(9 * 1024));
+        assert_eq!(parse_kdf_memory("4G"), Ok(4 * 1024 * 1024));
+        assert_eq!(parse_kdf_memory("1GiB"), Ok(1024 * 1024));
+        for out_of_range in [
+            "0",
+            "7M",
+            "8191K",
+            "4194305K",
+            "5G",
+            "99999999999999999999M",
+        ] {
+            let err = parse_kdf_memory(out_of_range).expect_err(out_of_range);
+            assert!(err.contains("out of range"), "{out_of_range}: {err}");
+        }
+        for malformed in ["", "M", "64 M", "lots", "-8M", "8T", "1.5G"] {
+            let err = parse_kdf_memory(malformed).expect_err(malformed);
+            assert!(err.contains("not a size"), "{malformed}: {err}");
+        }
+    }
+
+    #[test]
+    fn kdf_params_fill_in_the_defaults() {
+        let args = |memory, passes, insecure| KdfArgs {
+            kdf_memory: memory,
+            kdf_passes: passes,
+            insecure_kdf: insecure,
+        };
+        let default = respaldo::KdfParams::default();
+        assert_eq!(args(None, None, false).params(), default);
+        assert_eq!(
+            args(None, None, true).params(),
+            respaldo::KdfParams::insecure_fast()
+        );
+        // Given options win over the test-only cheapest cost, and the rest is the default.
+        let passes_only = args(None, Some(5), true).params();
+        assert_eq!(
+            (passes_only.memory_kib, passes_only.iterations),
+            (default.memory_kib, 5)
+        );
+        let memory_only = args(Some(16 * 1024), None, false).params();
+        assert_eq!(
+            (memory_only.memory_kib, memory_only.iterations),
+            (16 * 1024, default.iterations)
+        );
+    }
 
     #[test]
     fn snapshot_names() {

@@ -293,8 +293,9 @@ fn restore_in_place_replaces_existing_files_and_links() {
     std::fs::write(&outside, b"outside").unwrap();
     // A symlink where a file goes is replaced, not followed.
     std::os::unix::fs::symlink(&outside, src.join("big.bin")).unwrap();
-    // A directory where a file goes is replaced.
+    // A directory where a file goes is replaced, whether it holds something or not.
     std::fs::create_dir_all(src.join("empty.txt/inner")).unwrap();
+    std::fs::create_dir_all(src.join("sub/keep.txt")).unwrap();
     f.repo
         .restore(&f.entry, &options(&target), &NoProgress)
         .unwrap();
@@ -307,6 +308,11 @@ fn restore_in_place_replaces_existing_files_and_links() {
             .is_symlink()
     );
     assert_eq!(std::fs::read(src.join("empty.txt")).unwrap(), b"");
+    assert!(
+        std::fs::metadata(src.join("sub/keep.txt"))
+            .unwrap()
+            .is_file()
+    );
     assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
 }
 

@@ -26,8 +26,10 @@ const OPEN_PACKS: usize = 16;
 /// The packs read from last, kept open: walking a snapshot's trees reads a few hundred bytes
 /// at a time from the same few tree packs, and opening and closing the pack for each read
 /// cost a fifth of `ls` (benchmarks.md, "Reading trees"). A pack's content never changes
-/// (its name is its hash), so a handle stays valid; one deleted through this backend is
-/// dropped from here.
+/// (its name is its hash), so a handle stays valid; one deleted or written over through this
+/// backend is dropped from here. One deleted by another process stays readable through a kept
+/// handle until it is dropped from here: reads return its (verified) content instead of
+/// `NotFound`.
 #[derive(Debug, Default)]
 struct OpenPacks(Mutex<VecDeque<(String, Arc<File>)>>);
 
@@ -177,6 +179,10 @@ impl Backend for LocalBackend {
             file.sync_all().map_err(io_err("sync", &tmp))?;
             fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))
         })();
+        if kind == FileKind::Pack {
+            // A file written over the name replaces the one a kept handle reads.
+            self.open_packs.forget(name);
+        }
         if let Err(e) = written {
             // Leave nothing half-written behind (disk full, permission error).
             let _ = fs::remove_file(&tmp);
@@ -290,10 +296,13 @@ impl Backend for LocalBackend {
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = self.path_of(kind, name)?;
+        let removed = fs::remove_file(&path);
         if kind == FileKind::Pack {
+            // After the removal: a read that opened the pack before it may have kept its handle
+            // since.
             self.open_packs.forget(name);
         }
-        match fs::remove_file(&path) {
+        match removed {
             Ok(()) => sync_dir(&self.dir_of(kind, name)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete", &path)(e)),
@@ -333,6 +342,10 @@ impl StagedFile for LocalStaged {
         self.spool.sync()?;
         create_dir_all(&dir)?;
         fs::rename(self.spool.path(), &path).map_err(io_err("rename into place", &path))?;
+        if self.kind == FileKind::Pack {
+            // A file committed over the name replaces the one a kept handle reads.
+            self.backend.open_packs.forget(name);
+        }
         self.committed = true;
         sync_dir(&dir)
     }

@@ -102,12 +102,18 @@ fn list(ui: &Ui, repo: &Repository) -> Result<ExitCode> {
 fn add(ui: &Ui, repo: &Repository, args: &NewKeyArgs) -> Result<ExitCode> {
     refuse_unencrypted(repo)?;
     let new_password = password::for_new_key(args.new_password_file.as_deref())?;
-    let name = repo.add_key(&new_password, args.kdf.params())?;
+    let kdf = args.kdf.params();
+    let name = repo.add_key(&new_password, kdf)?;
     let mut out = output::stdout();
     if ui.json {
         output::write_json(
             &mut out,
-            &json!({"message_type": "key_added", "id": name, "short_id": output::short_id(&name)}),
+            &json!({
+                "message_type": "key_added",
+                "id": name,
+                "short_id": output::short_id(&name),
+                "kdf": kdf_json(&kdf),
+            }),
         )?;
     } else if !ui.quiet {
         writeln!(
@@ -139,7 +145,8 @@ fn passwd(ui: &Ui, repo: &Repository, args: &NewKeyArgs) -> Result<ExitCode> {
     refuse_unencrypted(repo)?;
     let old = repo.store().opened_key().unwrap_or_default().to_string();
     let new_password = password::for_new_key(args.new_password_file.as_deref())?;
-    let name = repo.change_password(&new_password, args.kdf.params())?;
+    let kdf = args.kdf.params();
+    let name = repo.change_password(&new_password, kdf)?;
     let mut out = output::stdout();
     if ui.json {
         output::write_json(
@@ -149,6 +156,7 @@ fn passwd(ui: &Ui, repo: &Repository, args: &NewKeyArgs) -> Result<ExitCode> {
                 "id": name,
                 "short_id": output::short_id(&name),
                 "removed": old,
+                "kdf": kdf_json(&kdf),
             }),
         )?;
     } else if !ui.quiet {

@@ -41,10 +41,11 @@ pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
     let dest = &entry.dest;
     // Most restores create their folders: look at what is there only when something is (one
     // system call per folder instead of two).
-    match std::fs::create_dir(dest) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        created => return created.map_err(Error::io("create directory", dest)),
-    }
+    // (Some file systems answer a `mkdir` over an existing directory with a permission or
+    // read-only error rather than "exists": any error is looked into.)
+    let Err(create_error) = std::fs::create_dir(dest) else {
+        return Ok(());
+    };
     match std::fs::symlink_metadata(dest) {
         Ok(meta) if meta.file_type().is_dir() => {
             // A read-only directory left by an earlier restore must take new entries; its
@@ -67,7 +68,10 @@ pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
         }
         Ok(_) => std::fs::remove_file(dest)
             .map_err(Error::io("remove (to restore a directory there)", dest))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        // Nothing there: the creation's own error says why.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::io("create directory", dest)(create_error));
+        }
         Err(e) => return Err(Error::io("inspect", dest)(e)),
     }
     std::fs::create_dir(dest).map_err(Error::io("create directory", dest))
@@ -86,7 +90,15 @@ fn rename_into_place(temp: TempPath, dest: &Path) -> Result<()> {
         Ok(()) => return Ok(()),
         Err(failed) => failed,
     };
-    if !is_real_dir(dest) {
+    // Only the errors of a directory in the way: on any other (a folder not writable, a full
+    // disk) a directory there is left alone, and the rename's error is the answer.
+    let in_the_way = matches!(
+        failed.error.kind(),
+        io::ErrorKind::IsADirectory
+            | io::ErrorKind::DirectoryNotEmpty
+            | io::ErrorKind::AlreadyExists
+    );
+    if !in_the_way || !is_real_dir(dest) {
         return Err(Error::io("rename into place", dest)(failed.error));
     }
     std::fs::remove_dir_all(dest).map_err(Error::io("remove (to restore a file there)", dest))?;
