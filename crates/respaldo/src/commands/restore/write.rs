@@ -39,10 +39,9 @@ fn parent_of(dest: &Path) -> &Path {
 /// existing non-directory is replaced.
 pub(crate) fn prepare_dir(entry: &Entry) -> Result<()> {
     let dest = &entry.dest;
-    // Most restores create their folders: look at what is there only when something is (one
-    // system call per folder instead of two).
-    // (Some file systems answer a `mkdir` over an existing directory with a permission or
-    // read-only error rather than "exists": any error is looked into.)
+    // Most restores create their folders: look at what is there only when the creation fails
+    // (one system call per folder instead of two). Any error is looked into: some file systems
+    // answer a `mkdir` over an existing directory with a permission or read-only error.
     let Err(create_error) = std::fs::create_dir(dest) else {
         return Ok(());
     };
@@ -83,7 +82,8 @@ fn is_real_dir(dest: &Path) -> bool {
 }
 
 /// Renames temporary file `temp` over `dest`. Files and symbolic links at `dest` are replaced
-/// by the rename; a real directory there, which a rename cannot replace, is removed first.
+/// by the rename; a real directory there, which a rename cannot replace, is removed and the
+/// rename tried again.
 fn rename_into_place(temp: TempPath, dest: &Path) -> Result<()> {
     // Try the rename first: a restore into an empty target then costs no look at `dest`.
     let failed = match temp.persist(dest) {
