@@ -118,6 +118,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Whether the file exists.
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
 
+    /// A hint that bytes `offset..offset + len` of file `name` of `kind` will be read soon: a
+    /// backend may start reading them now, in the background, so that the read finds them
+    /// ready. It never fails and changes nothing a read returns. Nothing unless a backend says
+    /// otherwise.
+    fn read_ahead(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        let _ = (kind, name, offset, len);
+    }
+
     /// Whether every request goes over a network (an object store), so that callers should
     /// keep local copies of what they read often. `false` unless a backend says otherwise.
     fn is_remote(&self) -> bool {

@@ -96,6 +96,22 @@ impl LocalBackend {
         Ok(self.dir_of(kind, name).join(name))
     }
 
+    /// File `name` of `kind` opened for ranged reads: a pack from [`OpenPacks`] (and kept
+    /// there), any other file opened anew.
+    fn open_for_ranges(&self, kind: FileKind, name: &str) -> Result<(Arc<File>, PathBuf)> {
+        if kind == FileKind::Pack
+            && let Some(file) = self.open_packs.get(name)
+        {
+            return Ok((file, self.path_of(kind, name)?));
+        }
+        let (file, path) = self.open(kind, name)?;
+        let file = Arc::new(file);
+        if kind == FileKind::Pack {
+            self.open_packs.put(name, Arc::clone(&file));
+        }
+        Ok((file, path))
+    }
+
     fn not_found(kind: FileKind, name: &str) -> Error {
         Error::NotFound {
             kind: kind.label(),
@@ -199,21 +215,7 @@ impl Backend for LocalBackend {
     }
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let cached = match kind {
-            FileKind::Pack => self.open_packs.get(name),
-            _ => None,
-        };
-        let (file, path) = match cached {
-            Some(file) => (file, self.path_of(kind, name)?),
-            None => {
-                let (file, path) = self.open(kind, name)?;
-                let file = Arc::new(file);
-                if kind == FileKind::Pack {
-                    self.open_packs.put(name, Arc::clone(&file));
-                }
-                (file, path)
-            }
-        };
+        let (file, path) = self.open_for_ranges(kind, name)?;
         let file_size =
             || -> Result<u64> { Ok(file.metadata().map_err(io_err("stat", &path))?.len()) };
         // A long read is checked against the file's size before its buffer is allocated, so
@@ -249,6 +251,18 @@ impl Backend for LocalBackend {
             }
         }
         Ok(data)
+    }
+
+    fn read_ahead(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        if let Ok((file, _)) = self.open_for_ranges(kind, name) {
+            let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let _ = nix::fcntl::posix_fadvise(
+                file.as_ref(),
+                to_i64(offset),
+                to_i64(len),
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
     }
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64> {

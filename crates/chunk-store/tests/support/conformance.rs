@@ -156,6 +156,16 @@ fn staging(backend: &dyn Backend) {
     after.push("aa09".to_string());
     after.sort();
     assert_eq!(backend.list(FileKind::Pack).unwrap(), after);
+    // A hint to read ahead changes nothing a read returns, and never fails.
+    backend.read_ahead(FileKind::Pack, "aa09", 300_000, 100_000);
+    backend.read_ahead(FileKind::Pack, "aa09", u64::MAX, u64::MAX);
+    backend.read_ahead(FileKind::Pack, "ffff", 0, 10);
+    assert_eq!(
+        backend
+            .read_range(FileKind::Pack, "aa09", 300_000, 8)
+            .unwrap(),
+        &whole[300_000..300_008]
+    );
     // A pack read in ranges (which a backend may keep open) and then deleted is gone.
     assert_eq!(
         backend.read_range(FileKind::Pack, "aa09", 2, 10).unwrap(),

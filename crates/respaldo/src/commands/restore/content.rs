@@ -67,6 +67,11 @@ pub(super) const MIN_READ: u64 = 1024 * 1024;
 /// took 10% longer than with one task per file; with sixteen, it is as fast).
 pub(super) const READS_PER_THREAD: u64 = 16;
 
+/// Reads after its own that a thread asks the backend to read ahead ([`Backend::read_ahead`]).
+///
+/// [`Backend::read_ahead`]: chunk_store::Backend::read_ahead
+pub(super) const READ_AHEAD: usize = 2;
+
 /// Temporary files kept open between writes (the others are opened for each write). Far
 /// below the usual limit of 1024 open files, leaving room for packs, the index and SQLite.
 pub(super) const MAX_OPEN_FILES: usize = 64;
@@ -491,13 +496,28 @@ pub(super) fn restore_contents(
         .collect();
     // One task per unit: their costs differ wildly (an empty file, a read of 16 MiB), and
     // rayon's default splitting would leave runs of reads to a single thread.
-    work.par_iter().with_max_len(1).for_each(|work| {
-        if !writer.stopped()
-            && let Err(e) = writer.run(work)
-        {
-            writer.fail(e);
-        }
-    });
+    work.par_iter()
+        .enumerate()
+        .with_max_len(1)
+        .for_each(|(index, unit)| {
+            // Each thread takes the units of its share in order: the disk reads the next
+            // ones while this one is decoded and written.
+            for next in work.iter().skip(index + 1).take(READ_AHEAD) {
+                if let Work::Read(read) = next {
+                    ctx.store.backend().read_ahead(
+                        FileKind::Pack,
+                        &read.pack.to_hex(),
+                        read.offset,
+                        read.length,
+                    );
+                }
+            }
+            if !writer.stopped()
+                && let Err(e) = writer.run(unit)
+            {
+                writer.fail(e);
+            }
+        });
 
     let first_error = writer
         .first_error
