@@ -31,6 +31,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
 /// Snapshot files read before, by name. They never change (each is named by the BLAKE3 hash of
 /// its content), so a copy stays good until the file is deleted.
 const SNAPSHOT_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot-files-v1");
+/// Values the store's callers keep beside the index, sealed with the repository's key
+/// ([`crate::ChunkStore::keep_value`]).
+const KEPT_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("kept-values-v1");
 const META_REPOSITORY: &str = "repository-id";
 
 const LOCATION_LEN: usize = 50;
@@ -250,6 +253,7 @@ impl Index {
                 txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
                 txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
                 txn.delete_table(SNAPSHOT_FILES).map_err(|e| self.err(e))?;
+                txn.delete_table(KEPT_VALUES).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
@@ -384,11 +388,15 @@ impl Index {
         Ok(())
     }
 
-    /// The cached copies of the snapshot files `names` (`None` where there is none), and
-    /// whether the cache also holds files not among `names` (deleted since).
+    /// The cached copies of the snapshot files `names` (`None` where there is none, and for
+    /// every name `skip` selects, which is not looked up), and whether the cache holds files
+    /// not among `names` (deleted since). That answer is certain when nothing is skipped;
+    /// otherwise it is only `true` when the cache holds more files than `names`, so a copy
+    /// of a deleted file may stay until a later call.
     pub(crate) fn cached_snapshot_files(
         &self,
         names: &[String],
+        skip: impl Fn(&str) -> bool,
     ) -> Result<(Vec<Option<Vec<u8>>>, bool)> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(SNAPSHOT_FILES) {
@@ -399,8 +407,14 @@ impl Index {
             Err(e) => return Err(self.err(e)),
         };
         let mut hits = 0;
+        let mut skipped = 0;
         let mut copies = Vec::with_capacity(names.len());
         for name in names {
+            if skip(name) {
+                skipped += 1;
+                copies.push(None);
+                continue;
+            }
             let copy = table
                 .get(name.as_str())
                 .map_err(|e| self.err(e))?
@@ -409,7 +423,31 @@ impl Index {
             copies.push(copy);
         }
         let cached = redb::ReadableTableMetadata::len(&table).map_err(|e| self.err(e))?;
-        Ok((copies, cached > hits as u64))
+        Ok((copies, cached > (hits + skipped) as u64))
+    }
+
+    /// The value kept under `key`, as stored (sealed).
+    pub(crate) fn kept_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(KEPT_VALUES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        Ok(table
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Keeps `value` (already sealed) under `key`, in place of any value kept before.
+    pub(crate) fn keep_value(&self, key: &str, value: &[u8]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(KEPT_VALUES).map_err(|e| self.err(e))?;
+            table.insert(key, value).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
     }
 
     /// Caches the snapshot files `add` (name, content) and drops every cached one not in

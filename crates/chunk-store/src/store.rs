@@ -38,6 +38,16 @@ const MAX_PACK_ENTRIES: usize = 100_000;
 /// Most blobs one index file lists (format 1.0, `docs/format.md` section 9).
 pub const MAX_INDEX_FILE_ENTRIES: usize = 1_000_000;
 
+/// The associated data of a value kept beside the fast index under `key`: a value opens only
+/// under the key it was kept under.
+fn kept_value_context(key: &str) -> Vec<u8> {
+    [b"RSPLKEPT ".as_slice(), key.as_bytes()].concat()
+}
+
+/// A snapshot file as [`ChunkStore::read_snapshot_files_except`] lists it: its name, then its
+/// content or the error reading it gave, or `None` for a file the caller said it knew.
+pub type ListedSnapshotFile = (String, Option<Result<Vec<u8>>>);
+
 /// Settings of a new repository.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -1094,9 +1104,25 @@ impl ChunkStore {
     /// from the backend, several at a time on a remote one. A copy is kept only of content
     /// that matches its name, and dropped once its file is gone from the listing.
     pub fn read_snapshot_files(&self) -> Result<Vec<(String, Result<Vec<u8>>)>> {
+        Ok(self
+            .read_snapshot_files_except(|_| false)?
+            .into_iter()
+            .filter_map(|(name, bytes)| Some((name, bytes?)))
+            .collect())
+    }
+
+    /// Like [`ChunkStore::read_snapshot_files`], but the files `known` selects (by name) are
+    /// listed without being read: their content is `None`. For a caller that keeps what it
+    /// needs of the files it read before ([`ChunkStore::keep_value`]).
+    pub fn read_snapshot_files_except(
+        &self,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<Vec<ListedSnapshotFile>> {
         let names = self.backend.list(FileKind::Snapshot)?;
-        let (copies, stale) = self.index.cached_snapshot_files(&names)?;
-        let missing: Vec<usize> = (0..names.len()).filter(|&i| copies[i].is_none()).collect();
+        let (copies, stale) = self.index.cached_snapshot_files(&names, &known)?;
+        let missing: Vec<usize> = (0..names.len())
+            .filter(|&i| copies[i].is_none() && !known(&names[i]))
+            .collect();
         let mut read: Vec<Result<Vec<u8>>> = Vec::with_capacity(missing.len());
         // Remote reads wait on the network, not on a core: run them 8 at a time.
         let threads = if self.backend.is_remote() { 8 } else { 1 };
@@ -1145,7 +1171,8 @@ impl ChunkStore {
             .into_iter()
             .zip(copies)
             .map(|(name, copy)| match copy {
-                Some(bytes) => (name, Ok(bytes)),
+                Some(bytes) => (name, Some(Ok(bytes))),
+                None if known(&name) => (name, None),
                 None => {
                     // One read per missing file, in order: never short.
                     let bytes = read.next().unwrap_or_else(|| {
@@ -1154,10 +1181,33 @@ impl ChunkStore {
                             name: name.clone(),
                         })
                     });
-                    (name, bytes)
+                    (name, Some(bytes))
                 }
             })
             .collect())
+    }
+
+    /// Keeps `value` beside the fast index under `key` (in place of any value kept there
+    /// before), sealed with the repository's key: for what a caller derived from the
+    /// repository and would rather not derive again, such as decoded snapshot manifests. A
+    /// kept value is never part of the repository and is lost with the fast index, or when
+    /// the index is used for another repository.
+    pub fn keep_value(&self, key: &str, value: &[u8]) -> Result<()> {
+        let sealed = self.sealer.seal(value, &kept_value_context(key))?;
+        self.index.keep_value(key, &sealed)
+    }
+
+    /// The value last kept under `key` by [`ChunkStore::keep_value`], opened: `None` when
+    /// there is none, or when it no longer opens (damaged, or sealed under another key), so
+    /// that the caller derives it again. Errors are the fast index's own (it cannot be read).
+    pub fn kept_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = self.index.kept_value(key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealer
+            .open(&sealed, &kept_value_context(key), "kept value", 0)
+            .ok())
     }
 
     /// The whole content of pack `pack`.

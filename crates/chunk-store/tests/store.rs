@@ -981,6 +981,107 @@ fn snapshot_files_read_once_are_served_from_the_cache_until_deleted() {
 }
 
 #[test]
+fn snapshot_files_the_caller_knows_are_listed_but_not_read() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend.clone(), true);
+    let (known, other) = (b"known snapshot".to_vec(), b"other snapshot".to_vec());
+    let (known_name, other_name) = (content_name(&known), content_name(&other));
+    for (name, bytes) in [(&known_name, &known), (&other_name, &other)] {
+        backend.write(FileKind::Snapshot, name, bytes).unwrap();
+    }
+    let mut listed = store
+        .read_snapshot_files_except(|name| name == known_name)
+        .unwrap();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (known_name.clone(), None),
+        (other_name.clone(), Some(other)),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let listed: Vec<(String, Option<Vec<u8>>)> = listed
+        .into_iter()
+        .map(|(name, bytes)| (name, bytes.map(|b| b.unwrap())))
+        .collect();
+    assert_eq!(listed, expected);
+    // The known file was not read, so not copied either: read in full, it comes from the
+    // repository, as altered there since.
+    backend
+        .write(FileKind::Snapshot, &known_name, b"altered")
+        .unwrap();
+    let read = store.read_snapshot_files().unwrap();
+    let known_read = read.iter().find(|(name, _)| *name == known_name).unwrap();
+    assert_eq!(known_read.1.as_ref().unwrap(), b"altered");
+}
+
+#[test]
+fn kept_values_round_trip_and_stay_with_their_key_and_repository() {
+    for encrypted in [true, false] {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let (cache, store) = init(backend.clone(), encrypted);
+        assert_eq!(store.kept_value("catalog").unwrap(), None);
+        store.keep_value("catalog", b"first").unwrap();
+        store.keep_value("catalog", b"second").unwrap();
+        store.keep_value("other", b"").unwrap();
+        assert_eq!(
+            store.kept_value("catalog").unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(
+            store.kept_value("other").unwrap().as_deref(),
+            Some(&b""[..])
+        );
+        drop(store);
+        let store = reopen(backend.clone(), &cache);
+        assert_eq!(
+            store.kept_value("catalog").unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        drop(store);
+
+        // Another repository using the same index file does not see them.
+        let other = ChunkStore::init(
+            Arc::new(MemoryBackend::new()),
+            &options(encrypted),
+            cache.path().join("index.redb"),
+        )
+        .unwrap();
+        assert_eq!(other.kept_value("catalog").unwrap(), None);
+    }
+}
+
+#[test]
+fn a_damaged_or_moved_kept_value_reads_as_none() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (cache, store) = init(backend.clone(), true);
+    store.keep_value("catalog", b"the catalog").unwrap();
+    store.keep_value("other", b"something else").unwrap();
+    drop(store);
+    use redb::ReadableTable;
+    const KEPT: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("kept-values-v1");
+    let db = redb::Database::open(cache.path().join("index.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(KEPT).unwrap();
+        let mut damaged = table.get("catalog").unwrap().unwrap().value().to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        table.insert("catalog", damaged.as_slice()).unwrap();
+        // A value moved under another key does not open there.
+        let other = table.get("other").unwrap().unwrap().value().to_vec();
+        table.insert("moved", other.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let store = reopen(backend, &cache);
+    assert_eq!(store.kept_value("catalog").unwrap(), None);
+    assert_eq!(store.kept_value("moved").unwrap(), None);
+    assert_eq!(
+        store.kept_value("other").unwrap().as_deref(),
+        Some(&b"something else"[..])
+    );
+}
+
+#[test]
 fn a_snapshot_file_that_does_not_match_its_name_is_not_cached() {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let (_cache, store) = init(backend.clone(), false);

@@ -257,6 +257,12 @@ impl Repository {
         spec: &SnapshotSpec,
         filter: &SnapshotFilter,
     ) -> Result<SnapshotEntry> {
+        // A full id needs no catalog: `restore ID` costs the same with 10 or 10,000 snapshots.
+        if let SnapshotSpec::Id(id) = spec
+            && let Some(entry) = Catalog::load_full_id(&self.store, id)?
+        {
+            return Ok(entry);
+        }
         let catalog = self.catalog()?;
         match spec {
             SnapshotSpec::Latest => Ok(catalog.resolve("latest", filter)?.clone()),

@@ -1,9 +1,12 @@
 //! The catalog: every snapshot of a repository, with filters and point-in-time selection.
 
+use std::collections::HashSet;
+
 use chunk_store::ChunkStore;
 use chunker::ChunkId;
 
 use crate::error::{Error, Result};
+use crate::kept_catalog;
 use crate::snapshot::Snapshot;
 
 /// One snapshot and its id.
@@ -51,27 +54,62 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Reads every snapshot manifest. A damaged manifest is an error naming it; a manifest
-    /// deleted between listing and reading (a `forget` running meanwhile) is left out.
+    /// Every snapshot the repository lists. A damaged manifest is an error naming it; a
+    /// manifest deleted between listing and reading (a `forget` running meanwhile) is left
+    /// out.
     ///
-    /// Only manifests not read before are fetched from the repository; the others come from
-    /// the local copy the store keeps ([`ChunkStore::read_snapshot_files`]), and are verified
-    /// again all the same.
+    /// Only manifests this cache has not seen are read and opened: the store keeps a copy of
+    /// each manifest file it read ([`ChunkStore::read_snapshot_files_except`]), and the
+    /// catalog keeps the manifests it opened, sealed with the repository's key
+    /// ([`ChunkStore::keep_value`]), so that the next command lists the repository and opens
+    /// one sealed value instead of every manifest.
     pub fn load(store: &ChunkStore) -> Result<Self> {
-        let mut entries = Vec::new();
-        for (name, bytes) in store.read_snapshot_files()? {
+        let mut kept = kept_catalog::read(store)?;
+        let kept_before = kept.len();
+        let kept_names: HashSet<String> = kept.keys().map(ChunkId::to_hex).collect();
+        let listed = store.read_snapshot_files_except(|name| kept_names.contains(name))?;
+        let mut entries = Vec::with_capacity(listed.len());
+        let mut opened = 0;
+        for (name, bytes) in listed {
             let id = Snapshot::id_from_name(&name)?;
-            let bytes = match bytes {
-                Ok(bytes) => bytes,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
+            let snapshot = match bytes {
+                None => match kept.remove(&id) {
+                    Some(snapshot) => snapshot,
+                    // Listed twice: the first listing took the kept manifest.
+                    None => continue,
+                },
+                Some(Ok(bytes)) => {
+                    opened += 1;
+                    Snapshot::from_bytes(store, &id, &bytes)?
+                }
+                Some(Err(e)) if e.is_not_found() => continue,
+                Some(Err(e)) => return Err(e.into()),
             };
-            entries.push(SnapshotEntry {
-                snapshot: Snapshot::from_bytes(store, &id, &bytes)?,
-                id,
-            });
+            entries.push(SnapshotEntry { snapshot, id });
+        }
+        // What is left of the kept manifests are those of files deleted since.
+        if kept_catalog::worth_rewriting(kept_before, opened, kept.len()) {
+            kept_catalog::write(store, &entries)?;
         }
         Ok(Self::from_entries(entries))
+    }
+
+    /// The snapshot `spec` names when `spec` is a full id (64 hex digits, either case), read
+    /// on its own: its cost does not grow with the number of snapshots. `None` for any other
+    /// spec (`latest`, a prefix), which needs the whole catalog ([`Catalog::resolve`]). A
+    /// full id that names no snapshot is [`Error::NoSnapshot`]; a damaged manifest is an
+    /// error naming it.
+    pub fn load_full_id(store: &ChunkStore, spec: &str) -> Result<Option<SnapshotEntry>> {
+        let Ok(id) = spec.parse::<ChunkId>() else {
+            return Ok(None);
+        };
+        match Snapshot::load(store, &id) {
+            Ok(snapshot) => Ok(Some(SnapshotEntry { id, snapshot })),
+            Err(Error::Store(e)) if e.is_not_found() => Err(Error::NoSnapshot {
+                spec: spec.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// A catalog of the given snapshots.

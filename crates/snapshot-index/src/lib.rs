@@ -13,6 +13,7 @@ mod catalog;
 mod codec;
 mod diff;
 mod error;
+mod kept_catalog;
 mod node;
 mod retention;
 mod snapshot;

@@ -77,8 +77,9 @@ pub struct Snapshot {
     pub summary: Summary,
 }
 
+/// A manifest as encoded (the format's `SnapshotRecord`).
 #[derive(Serialize, Deserialize)]
-struct SnapshotRecord {
+pub(crate) struct SnapshotRecord {
     time_ns: i64,
     utc_offset_s: i32,
     hostname: String,
@@ -95,19 +96,12 @@ impl Snapshot {
     /// Writes the manifest (sealed) under `snapshots/` and returns its id. Call only after
     /// everything it refers to has been flushed.
     pub fn save(&self, store: &ChunkStore) -> Result<ChunkId> {
-        let record = SnapshotRecord {
-            time_ns: self.time_ns,
-            utc_offset_s: self.utc_offset_s,
-            hostname: self.hostname.clone(),
-            username: self.username.clone(),
-            tags: self.tags.clone(),
-            paths: self.paths.clone(),
-            tree: *self.tree.as_bytes(),
-            parent: self.parent.map(|p| *p.as_bytes()),
-            program_version: self.program_version.clone(),
-            summary: self.summary.clone(),
-        };
-        let plain = codec::encode(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &record, "a snapshot")?;
+        let plain = codec::encode(
+            SNAPSHOT_MAGIC,
+            SNAPSHOT_VERSION,
+            &self.to_record(),
+            "a snapshot",
+        )?;
         let sealed = store.seal(&plain[codec::HEADER_LEN..], &seal_context(SNAPSHOT_VERSION))?;
         let mut bytes = plain[..codec::HEADER_LEN].to_vec();
         bytes.extend_from_slice(&sealed);
@@ -136,8 +130,29 @@ impl Snapshot {
         let (version, sealed) =
             codec::split_header(bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &object)?;
         let body = store.open_sealed(sealed, &seal_context(version), &object)?;
-        let r: SnapshotRecord = codec::decode(&body, &object)?;
-        Ok(Snapshot {
+        let record: SnapshotRecord = codec::decode(&body, &object)?;
+        Ok(Self::from_record(record))
+    }
+
+    /// The manifest's record, as encoded.
+    pub(crate) fn to_record(&self) -> SnapshotRecord {
+        SnapshotRecord {
+            time_ns: self.time_ns,
+            utc_offset_s: self.utc_offset_s,
+            hostname: self.hostname.clone(),
+            username: self.username.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+            tree: *self.tree.as_bytes(),
+            parent: self.parent.map(|p| *p.as_bytes()),
+            program_version: self.program_version.clone(),
+            summary: self.summary.clone(),
+        }
+    }
+
+    /// The manifest a decoded record describes.
+    pub(crate) fn from_record(r: SnapshotRecord) -> Self {
+        Snapshot {
             time_ns: r.time_ns,
             utc_offset_s: r.utc_offset_s,
             hostname: r.hostname,
@@ -148,7 +163,7 @@ impl Snapshot {
             parent: r.parent.map(ChunkId::from_bytes),
             program_version: r.program_version,
             summary: r.summary,
-        })
+        }
     }
 
     /// Ids of every snapshot in the repository.

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use chunk_store::{ChunkStore, FileKind, InitOptions, KdfParams, LocalBackend, MemoryBackend};
+use chunk_store::{
+    Backend, ChunkStore, FileKind, InitOptions, KdfParams, LocalBackend, MemoryBackend,
+};
 use chunker::ChunkId;
 use proptest::prelude::*;
 use snapshot_index::{
@@ -486,4 +488,125 @@ fn a_tree_the_decoder_would_refuse_is_never_written() {
     file_with_subtree.subtree = Some(ChunkId::from_bytes([1; 32]));
     let tree = Tree::new(vec![file_with_subtree]).unwrap();
     assert!(tree.to_bytes().is_err());
+}
+
+/// A store over `backend` with its own cache (as another process or machine would have).
+fn open_store(backend: Arc<MemoryBackend>, cache: &tempfile::TempDir) -> ChunkStore {
+    ChunkStore::open(backend, Some("pw"), cache.path().join("i.redb")).unwrap()
+}
+
+#[test]
+fn the_catalog_kept_beside_the_index_follows_the_repository() {
+    let backend = Arc::new(MemoryBackend::new());
+    let options = InitOptions {
+        password: Some("pw".to_string()),
+        kdf: KdfParams::insecure_fast(),
+        ..InitOptions::default()
+    };
+    let (cache_a, cache_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = ChunkStore::init(backend.clone(), &options, cache_a.path().join("i.redb")).unwrap();
+    let b = open_store(backend.clone(), &cache_b);
+    let tree = Tree::new(vec![file(b"f", b"data", &a)])
+        .unwrap()
+        .save(&a)
+        .unwrap();
+    a.flush().unwrap();
+    // What a store with a new cache sees: every manifest read from the repository.
+    let fresh = || {
+        let cache = tempfile::tempdir().unwrap();
+        Catalog::load(&open_store(backend.clone(), &cache))
+            .unwrap()
+            .entries()
+            .to_vec()
+    };
+    let mut ids: Vec<ChunkId> = (1..=3)
+        .map(|t| snapshot(tree, t * 100, "h1", &[]).save(&a).unwrap())
+        .collect();
+    assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
+    assert!(a.kept_value("snapshot-catalog").unwrap().is_some());
+
+    // Snapshots added and removed by another store: the kept catalog is brought up to date.
+    ids.push(snapshot(tree, 400, "h2", &["t"]).save(&b).unwrap());
+    backend
+        .delete(FileKind::Snapshot, &ids[0].to_hex())
+        .unwrap();
+    let catalog = Catalog::load(&a).unwrap();
+    let listed: Vec<ChunkId> = catalog.entries().iter().map(|e| e.id).collect();
+    assert_eq!(listed, ids[1..]);
+    assert_eq!(catalog.entries(), fresh().as_slice());
+    let catalog = Catalog::load(&a).unwrap();
+    assert_eq!(catalog.entries(), fresh().as_slice());
+
+    // Many more than a load tolerates before it rewrites the kept catalog.
+    for t in 0..40 {
+        ids.push(snapshot(tree, 500 + t, "h3", &[]).save(&b).unwrap());
+    }
+    assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
+    assert_eq!(Catalog::load(&a).unwrap().entries().len(), 43);
+
+    // A kept catalog that does not decode is read again from the repository.
+    a.keep_value("snapshot-catalog", b"not a catalog").unwrap();
+    assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
+    drop(a);
+    let a = open_store(backend.clone(), &cache_a);
+    assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
+
+    // Every snapshot deleted: the catalog is empty, and so is what is kept.
+    for id in &ids[1..] {
+        backend.delete(FileKind::Snapshot, &id.to_hex()).unwrap();
+    }
+    assert!(Catalog::load(&a).unwrap().entries().is_empty());
+    assert!(Catalog::load(&b).unwrap().entries().is_empty());
+}
+
+#[test]
+fn a_damaged_manifest_new_to_the_kept_catalog_is_an_error_naming_it() {
+    let (_cache, store) = store(true);
+    let tree = Tree::new(vec![]).unwrap().save(&store).unwrap();
+    store.flush().unwrap();
+    snapshot(tree, 100, "h", &[]).save(&store).unwrap();
+    assert_eq!(Catalog::load(&store).unwrap().entries().len(), 1);
+    let damaged = b"RSPLSNAP\x01\x00 damaged".to_vec();
+    let name = blake3::hash(&damaged).to_hex().to_string();
+    store
+        .backend()
+        .write(FileKind::Snapshot, &name, &damaged)
+        .unwrap();
+    let err = Catalog::load(&store).expect_err("a damaged manifest");
+    assert!(err.to_string().contains(&name), "{err}");
+}
+
+#[test]
+fn a_full_id_is_loaded_on_its_own_and_anything_else_needs_the_catalog() {
+    let (_cache, store) = store(true);
+    let tree = Tree::new(vec![]).unwrap().save(&store).unwrap();
+    store.flush().unwrap();
+    let id = snapshot(tree, 100, "h", &[]).save(&store).unwrap();
+    let hex = id.to_hex();
+    for spec in [hex.clone(), hex.to_uppercase()] {
+        let entry = Catalog::load_full_id(&store, &spec).unwrap().unwrap();
+        assert_eq!(entry.id, id);
+        assert_eq!(entry.snapshot, snapshot(tree, 100, "h", &[]));
+    }
+    for spec in ["latest", &hex[..12], "", "zz"] {
+        assert!(
+            Catalog::load_full_id(&store, spec).unwrap().is_none(),
+            "{spec}"
+        );
+    }
+    let absent = "ab".repeat(32);
+    assert!(matches!(
+        Catalog::load_full_id(&store, &absent),
+        Err(Error::NoSnapshot { spec }) if spec == absent
+    ));
+    // A manifest altered in the repository no longer matches its name.
+    store
+        .backend()
+        .write(FileKind::Snapshot, &hex, b"RSPLSNAP\x01\x00altered")
+        .unwrap();
+    let err = Catalog::load_full_id(&store, &hex).expect_err("an altered manifest");
+    assert!(
+        matches!(&err, Error::Corrupt { object, .. } if object.contains(&hex)),
+        "{err}"
+    );
 }
