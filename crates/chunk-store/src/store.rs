@@ -1107,7 +1107,16 @@ impl ChunkStore {
         Ok(self
             .read_snapshot_files_except(|_| false)?
             .into_iter()
-            .filter_map(|(name, bytes)| Some((name, bytes?)))
+            .map(|(name, bytes)| {
+                // Nothing is known, so every file was read: `None` cannot come back.
+                let bytes = bytes.unwrap_or_else(|| {
+                    Err(Error::NotFound {
+                        kind: "snapshot",
+                        name: name.clone(),
+                    })
+                });
+                (name, bytes)
+            })
             .collect())
     }
 
@@ -1191,7 +1200,8 @@ impl ChunkStore {
     /// before), sealed with the repository's key: for what a caller derived from the
     /// repository and would rather not derive again, such as decoded snapshot manifests. A
     /// kept value is never part of the repository and is lost with the fast index, or when
-    /// the index is used for another repository.
+    /// the index is used for another repository. In an unencrypted repository the seal is a
+    /// checksum: it catches damage, not a deliberate change by whoever can write the cache.
     pub fn keep_value(&self, key: &str, value: &[u8]) -> Result<()> {
         let sealed = self.sealer.seal(value, &kept_value_context(key))?;
         self.index.keep_value(key, &sealed)

@@ -287,3 +287,41 @@ fn stats_of_an_empty_repository() {
         }
     );
 }
+
+#[test]
+fn a_full_id_resolves_in_either_case_whatever_the_filter_until_deleted() {
+    use chunk_store::FileKind;
+    use respaldo::{SnapshotFilter, SnapshotSpec};
+    let f = fixture();
+    let hex = f.s1.id.to_hex();
+    // Ids ignore the filter, as prefixes always did.
+    let nobody = SnapshotFilter {
+        hosts: vec!["no such host".into()],
+        ..SnapshotFilter::default()
+    };
+    for spec in [hex.clone(), hex.to_uppercase(), hex[..10].to_string()] {
+        let entry = f
+            .repo
+            .resolve_snapshot(&SnapshotSpec::Id(spec.clone()), &nobody)
+            .unwrap();
+        assert_eq!(entry, f.s1, "{spec}");
+    }
+    f.repo
+        .store()
+        .backend()
+        .delete(FileKind::Snapshot, &hex)
+        .unwrap();
+    for spec in [hex.clone(), hex[..10].to_string()] {
+        let err = f
+            .repo
+            .resolve_snapshot(&SnapshotSpec::Id(spec.clone()), &SnapshotFilter::default())
+            .expect_err("a deleted snapshot");
+        assert!(err.to_string().contains(&spec), "{err}");
+    }
+    assert_eq!(
+        f.repo
+            .resolve_snapshot(&SnapshotSpec::Latest, &SnapshotFilter::default())
+            .unwrap(),
+        f.s2
+    );
+}

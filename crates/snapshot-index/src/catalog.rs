@@ -58,11 +58,14 @@ impl Catalog {
     /// manifest deleted between listing and reading (a `forget` running meanwhile) is left
     /// out.
     ///
-    /// Only manifests this cache has not seen are read and opened: the store keeps a copy of
-    /// each manifest file it read ([`ChunkStore::read_snapshot_files_except`]), and the
-    /// catalog keeps the manifests it opened, sealed with the repository's key
-    /// ([`ChunkStore::keep_value`]), so that the next command lists the repository and opens
-    /// one sealed value instead of every manifest.
+    /// The catalog keeps the manifests it opened, decoded and sealed with the repository's
+    /// key, beside the fast index ([`ChunkStore::keep_value`]), so that a load lists the
+    /// repository and opens that one value, plus the manifests not kept yet (each verified
+    /// against its name and seal, from the store's copy of the file when it has one). The
+    /// kept catalog is rewritten only once enough manifests are new to it, so a few may be
+    /// opened again on every load until then. In an unencrypted repository the seal is a
+    /// checksum: it catches damage to the cache, not a deliberate change to it; commands
+    /// that delete data on the catalog's word use [`Catalog::load_verified`].
     pub fn load(store: &ChunkStore) -> Result<Self> {
         let mut kept = kept_catalog::read(store)?;
         let kept_before = kept.len();
@@ -87,9 +90,32 @@ impl Catalog {
             };
             entries.push(SnapshotEntry { snapshot, id });
         }
-        // What is left of the kept manifests are those of files deleted since.
+        // What is left of the kept manifests are those of files deleted since. Keeping the
+        // catalog is only a shortcut for the next load: failing to (a full disk, a cache
+        // another process holds) must not fail a command that has its catalog already.
         if kept_catalog::worth_rewriting(kept_before, opened, kept.len()) {
-            kept_catalog::write(store, &entries)?;
+            let _ = kept_catalog::write(store, &entries);
+        }
+        Ok(Self::from_entries(entries))
+    }
+
+    /// Every snapshot the repository lists, each manifest verified against its name and
+    /// seal on this call (from the store's copy of the file when it has one), never taken
+    /// from the kept catalog: for `forget` and `prune`, which delete on the catalog's word.
+    /// Errors as [`Catalog::load`].
+    pub fn load_verified(store: &ChunkStore) -> Result<Self> {
+        let mut entries = Vec::new();
+        for (name, bytes) in store.read_snapshot_files()? {
+            let id = Snapshot::id_from_name(&name)?;
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            entries.push(SnapshotEntry {
+                snapshot: Snapshot::from_bytes(store, &id, &bytes)?,
+                id,
+            });
         }
         Ok(Self::from_entries(entries))
     }

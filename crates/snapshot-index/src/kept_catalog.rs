@@ -26,6 +26,12 @@ const REWRITE_AFTER: usize = 16;
 const KEY: &str = "snapshot-catalog";
 const MAGIC: &[u8; 8] = b"RSPLKCAT";
 const VERSION: u16 = 1;
+// The kept records are manifests' records: a new manifest version changes them, and then
+// this version must change too, or records kept before would be decoded with the new layout.
+const _: () = assert!(
+    crate::snapshot::SNAPSHOT_VERSION == 1,
+    "bump kept_catalog::VERSION along with the manifest's version"
+);
 
 /// The manifests kept by an earlier command, by id: empty when none were kept, or when what
 /// was kept does not open or decode (another version, damage), so that they are read again.
@@ -70,7 +76,80 @@ pub(crate) fn worth_rewriting(kept: usize, opened: usize, gone: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::worth_rewriting;
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use chunk_store::{ChunkStore, InitOptions, KdfParams, MemoryBackend};
+
+    use super::{read, worth_rewriting, write};
+    use crate::catalog::{Catalog, SnapshotEntry};
+    use crate::snapshot::{Snapshot, Summary};
+    use crate::tree::Tree;
+
+    fn snapshot(tree: chunker::ChunkId, time_ns: i64) -> Snapshot {
+        Snapshot {
+            time_ns,
+            utc_offset_s: 0,
+            hostname: "host".into(),
+            username: "user".into(),
+            tags: vec![],
+            paths: vec!["/data".into()],
+            tree,
+            parent: None,
+            program_version: "test".into(),
+            summary: Summary::default(),
+        }
+    }
+
+    #[test]
+    fn a_load_serves_kept_manifests_without_opening_them_again() {
+        for password in [Some("pw".to_string()), None] {
+            let cache = tempfile::tempdir().unwrap();
+            let options = InitOptions {
+                password,
+                kdf: KdfParams::insecure_fast(),
+                ..InitOptions::default()
+            };
+            let store = ChunkStore::init(
+                Arc::new(MemoryBackend::new()),
+                &options,
+                cache.path().join("i.redb"),
+            )
+            .unwrap();
+            let tree = Tree::new(vec![]).unwrap().save(&store).unwrap();
+            store.flush().unwrap();
+            let ids: Vec<_> = (1..=3)
+                .map(|t| snapshot(tree, t).save(&store).unwrap())
+                .collect();
+            let loaded = Catalog::load(&store).unwrap();
+            assert_eq!(read(&store).unwrap().len(), 3);
+
+            // A kept record that differs from its file (only this test can make one) is what
+            // the next load returns: the file was not opened again.
+            let mut marked: Vec<SnapshotEntry> = loaded.entries().to_vec();
+            marked[1].snapshot.hostname = "from the kept catalog".into();
+            write(&store, &marked).unwrap();
+            let again = Catalog::load(&store).unwrap();
+            assert_eq!(again.entries(), marked.as_slice());
+            // The verified load opens every file.
+            assert_eq!(
+                Catalog::load_verified(&store).unwrap().entries(),
+                loaded.entries()
+            );
+
+            // One new manifest is opened, and the kept catalog is not rewritten for it.
+            let new = snapshot(tree, 4).save(&store).unwrap();
+            let again = Catalog::load(&store).unwrap();
+            assert_eq!(again.entries().len(), 4);
+            assert_eq!(again.entries()[3].id, new);
+            assert_eq!(
+                again.entries()[1].snapshot.hostname,
+                "from the kept catalog"
+            );
+            assert_eq!(read(&store).unwrap().len(), 3);
+            assert!(ids.iter().all(|id| read(&store).unwrap().contains_key(id)));
+        }
+    }
 
     #[test]
     fn the_kept_catalog_is_rewritten_when_new_or_far_behind() {

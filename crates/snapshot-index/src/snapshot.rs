@@ -14,7 +14,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RSPLSNAP";
-const SNAPSHOT_VERSION: u16 = 1;
+pub(crate) const SNAPSHOT_VERSION: u16 = 1;
 
 fn seal_context(version: u16) -> [u8; 19] {
     let mut ad = [0u8; 19];

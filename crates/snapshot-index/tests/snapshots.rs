@@ -551,7 +551,7 @@ fn the_catalog_kept_beside_the_index_follows_the_repository() {
     let a = open_store(backend.clone(), &cache_a);
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
 
-    // Every snapshot deleted: the catalog is empty, and so is what is kept.
+    // Every snapshot deleted: the catalog is empty, for both stores.
     for id in &ids[1..] {
         backend.delete(FileKind::Snapshot, &id.to_hex()).unwrap();
     }

@@ -184,7 +184,8 @@ impl Repository {
         } else {
             Some(self.lock(LockKind::Shared, "forget")?)
         };
-        let catalog = self.catalog()?;
+        // Verified manifests, not the kept catalog: which snapshots go follows from them.
+        let catalog = Catalog::load_verified(self.store())?;
         let groups = plan(&catalog, options)?;
 
         let mut doomed: Vec<&SnapshotEntry> = groups

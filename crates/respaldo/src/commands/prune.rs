@@ -163,7 +163,8 @@ impl Repository {
             ..PruneOutcome::default()
         };
 
-        let catalog = Catalog::load(store).map_err(|e| {
+        // Verified manifests, not the kept catalog: what prune deletes follows from them.
+        let catalog = Catalog::load_verified(store).map_err(|e| {
             Error::invalid(format!(
                 "prune stopped before changing anything: {e}; a snapshot that cannot be read \
                  cannot tell what it needs (`respaldo repair snapshots --forget ID` deletes it)"
