@@ -27,28 +27,14 @@ pub fn decode_snapshot(store: &ChunkStore, bytes: &[u8]) -> Result<Snapshot> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use chunk_store::{InitOptions, KdfParams, MemoryBackend};
-
     use super::*;
     use crate::snapshot::Summary;
+    use crate::test_store::memory_store;
 
     #[test]
     fn decode_snapshot_reads_what_save_writes_and_leaves_nothing_behind() {
-        for password in [None, Some("pw".to_string())] {
-            let cache = tempfile::tempdir().expect("tempdir");
-            let options = InitOptions {
-                password,
-                kdf: KdfParams::insecure_fast(),
-                ..InitOptions::default()
-            };
-            let store = ChunkStore::init(
-                Arc::new(MemoryBackend::new()),
-                &options,
-                cache.path().join("i.redb"),
-            )
-            .expect("init");
+        for password in [None, Some("pw")] {
+            let (_cache, store) = memory_store(password);
             let snapshot = Snapshot {
                 time_ns: 1,
                 utc_offset_s: 3600,

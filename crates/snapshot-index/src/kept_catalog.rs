@@ -77,13 +77,10 @@ pub(crate) fn worth_rewriting(kept: usize, opened: usize, gone: usize) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::sync::Arc;
-
-    use chunk_store::{ChunkStore, InitOptions, KdfParams, MemoryBackend};
-
     use super::{read, worth_rewriting, write};
     use crate::catalog::{Catalog, SnapshotEntry};
     use crate::snapshot::{Snapshot, Summary};
+    use crate::test_store::memory_store;
     use crate::tree::Tree;
 
     fn snapshot(tree: chunker::ChunkId, time_ns: i64) -> Snapshot {
@@ -103,19 +100,8 @@ mod tests {
 
     #[test]
     fn a_load_serves_kept_manifests_without_opening_them_again() {
-        for password in [Some("pw".to_string()), None] {
-            let cache = tempfile::tempdir().unwrap();
-            let options = InitOptions {
-                password,
-                kdf: KdfParams::insecure_fast(),
-                ..InitOptions::default()
-            };
-            let store = ChunkStore::init(
-                Arc::new(MemoryBackend::new()),
-                &options,
-                cache.path().join("i.redb"),
-            )
-            .unwrap();
+        for password in [Some("pw"), None] {
+            let (_cache, store) = memory_store(password);
             let tree = Tree::new(vec![]).unwrap().save(&store).unwrap();
             store.flush().unwrap();
             let ids: Vec<_> = (1..=3)

@@ -17,6 +17,8 @@ mod kept_catalog;
 mod node;
 mod retention;
 mod snapshot;
+#[cfg(test)]
+mod test_store;
 mod tree;
 
 #[cfg(feature = "fuzzing")]
