@@ -7,7 +7,8 @@
 #
 #   benches/scale-snapshots.sh BINARY COUNT...   e.g. benches/scale-snapshots.sh target/release/respaldo 10 100 1000
 #
-# COUNTs in increasing order (docs/benchmarks.md, "How cost grows: many snapshots").
+# COUNTs in increasing order (docs/benchmarks.md, "How cost grows: many snapshots"). The
+# commands are timed 3 s after the last backup (SETTLE=seconds to change it).
 # Needs GNU time (/usr/bin/time) and python3.
 set -euo pipefail
 bin=$1
@@ -52,6 +53,10 @@ for count in "$@"; do
         snapshots=$((snapshots + 1))
     done
     first=$("$bin" snapshots --json --no-log | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+    # Commands run seconds after a backup, not within the same second: a local repository's
+    # folders vouch for their listing only once unchanged for 2 s (docs/format.md, section 12,
+    # "Listing stamps"). SETTLE=0 measures the commands right after the backups instead.
+    sleep "${SETTLE:-3}"
     file=${src#/}/d05/f100
     for step in snapshots "ls latest" "restore latest, 1 file" "restore first, 1 file" "backup"; do
         case $step in

@@ -244,3 +244,85 @@ fn stats_fields() {
     let text = stdout(&env.ok(["stats"]));
     assert!(text.contains("Dedup ratio"), "{text}");
 }
+
+/// Sets the modification time of `dir` 10 s (and then each time 1 s more) in the past, as if
+/// the folder had been still since: a local repository's folders vouch for their listing only
+/// then, and the commands then read their kept catalog without listing.
+fn settle(dirs: &[std::path::PathBuf], step: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(10 + step);
+    for dir in dirs {
+        fs::File::open(dir)
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(when))
+            .unwrap();
+    }
+}
+
+/// Two machines share a repository, each with its own cache: what one backs up or forgets,
+/// the other's `latest`, prefixes and `snapshots` see at once, whether its kept catalog was
+/// current or not.
+#[test]
+fn each_cache_sees_the_other_machines_backups_and_forgets() {
+    let env = Env::new();
+    let other_cache = env.path("other-cache");
+    let other = |args: &[&OsStr]| {
+        let out = env
+            .command()
+            .env("RESPALDO_CACHE_DIR", &other_cache)
+            .args(args)
+            .arg("--repo")
+            .arg(&env.repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        out
+    };
+    let folders = [env.repo.join("snapshots"), env.repo.join("index")];
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let file = src.join("f.txt");
+    let restored = |spec: &str, n: u32| -> String {
+        let target = env.path(format!("restore-{n}"));
+        env.ok([
+            OsStr::new("restore"),
+            OsStr::new(spec),
+            OsStr::new("--target"),
+            target.as_os_str(),
+        ]);
+        fs::read_to_string(target.join(file.strip_prefix("/").unwrap())).unwrap()
+    };
+
+    fs::write(&file, "one").unwrap();
+    env.backup(&[&src]);
+    let first = env.snapshots()[0]["id"].as_str().unwrap().to_string();
+    settle(&folders, 0);
+    assert_eq!(env.snapshots().len(), 1);
+    assert_eq!(restored("latest", 1), "one");
+
+    // The other machine backs up: seen right away, and again once the folders are still.
+    fs::write(&file, "two").unwrap();
+    other(&[OsStr::new("backup"), src.as_os_str()]);
+    assert_eq!(restored("latest", 2), "two");
+    settle(&folders, 1);
+    assert_eq!(restored("latest", 3), "two");
+    assert_eq!(restored("latest", 4), "two");
+    assert_eq!(restored(&first[..8], 5), "one");
+    let snapshots = env.snapshots();
+    assert_eq!(snapshots.len(), 2);
+    let second = snapshots[1]["id"].as_str().unwrap().to_string();
+
+    // The other machine forgets the newest: gone from `latest`, prefixes and the list.
+    settle(&folders, 2);
+    assert_eq!(restored("latest", 6), "two");
+    other(&[
+        OsStr::new("forget"),
+        OsStr::new(&second),
+        OsStr::new("--prune"),
+    ]);
+    settle(&folders, 3);
+    assert_eq!(restored("latest", 7), "one");
+    let out = env.run(["ls", &second[..10]]);
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(env.snapshots().len(), 1);
+    assert_eq!(restored(&first[..8], 8), "one");
+}

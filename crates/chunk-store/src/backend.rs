@@ -132,6 +132,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// A stamp of the set of files of `kind` as it is now, when this backend can tell one
+    /// cheaply: the same stamp at two moments means that no file of `kind` was added or
+    /// deleted between the two calls, and that a listing made after the first call is still
+    /// current. `None` when the backend cannot promise that now (it has no such stamp, or the
+    /// set changed too recently for the stamp to be trusted): the caller lists. `None` unless a
+    /// backend says otherwise.
+    fn listing_stamp(&self, kind: FileKind) -> Option<ListingStamp> {
+        let _ = kind;
+        None
+    }
+
     /// Starts a file of `kind` that is written piece by piece and named only when complete
     /// (see [`StagedFile`]), or `None` when this backend takes whole files only
     /// ([`Backend::write`]) and the caller must gather the content in memory. `None` unless
@@ -139,6 +150,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn StagedFile>>> {
         let _ = kind;
         Ok(None)
+    }
+}
+
+/// What [`Backend::listing_stamp`] returns: opaque bytes, compared whole, that a caller may
+/// keep (locally) beside what it learned from a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListingStamp(Vec<u8>);
+
+impl ListingStamp {
+    /// A stamp made of `bytes` (a backend's own, or one kept earlier).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The stamp's bytes, for keeping it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -32,8 +32,12 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
 /// its content), so a copy stays good until the file is deleted.
 const SNAPSHOT_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot-files-v1");
 /// Values the store's callers keep beside the index, sealed with the repository's key
-/// ([`crate::ChunkStore::keep_value`]).
+/// ([`crate::ChunkStore::keep_value`], [`crate::ChunkStore::update_kept_values`]).
 const KEPT_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("kept-values-v1");
+/// The stamp of the listing of `index/` whose every file is absorbed, under the key
+/// [`INDEX_LISTING`] ([`crate::Backend::listing_stamp`]); emptied with the blobs.
+const LISTING_STAMPS: TableDefinition<&str, &[u8]> = TableDefinition::new("listing-stamps-v1");
+const INDEX_LISTING: &str = "index";
 const META_REPOSITORY: &str = "repository-id";
 
 const LOCATION_LEN: usize = 50;
@@ -254,6 +258,7 @@ impl Index {
                 txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
                 txn.delete_table(SNAPSHOT_FILES).map_err(|e| self.err(e))?;
                 txn.delete_table(KEPT_VALUES).map_err(|e| self.err(e))?;
+                txn.delete_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
@@ -485,8 +490,138 @@ impl Index {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
         txn.delete_table(INDEX_FILES).map_err(|e| self.err(e))?;
+        txn.delete_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))?;
         self.changed();
+        Ok(())
+    }
+
+    /// The stamp of the last listing of `index/` whose every file was absorbed, if one was
+    /// recorded since the index was last emptied.
+    pub(crate) fn index_listing_stamp(&self) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(LISTING_STAMPS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        Ok(table
+            .get(INDEX_LISTING)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Records `stamp` as that of a listing of `index/` whose every file is absorbed.
+    pub(crate) fn set_index_listing_stamp(&self, stamp: &[u8]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
+            table
+                .insert(INDEX_LISTING, stamp)
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// The kept values (as stored, sealed) whose keys lie in `range`, in key order or
+    /// reversed, handed to `visit` one at a time until it returns `false`.
+    pub(crate) fn scan_kept_values(
+        &self,
+        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
+        reverse: bool,
+        mut visit: impl FnMut(&str, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(KEPT_VALUES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let items = table.range::<&str>(range).map_err(|e| self.err(e))?;
+        let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+            let (key, value): (redb::AccessGuard<&str>, redb::AccessGuard<&[u8]>) =
+                item.map_err(|e| self.err(e))?;
+            visit(key.value(), value.value())
+        };
+        if reverse {
+            for item in items.rev() {
+                if !step(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in items {
+                if !step(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `change` on the kept values in one write transaction: what it reads is what its
+    /// writes replace, whatever other processes do meanwhile. Nothing is written when it
+    /// fails.
+    pub(crate) fn update_kept_values<T>(
+        &self,
+        change: impl FnOnce(&mut KeptTable<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let out = {
+            let table = txn.open_table(KEPT_VALUES).map_err(|e| self.err(e))?;
+            change(&mut KeptTable { table, index: self })?
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+}
+
+/// The kept values inside one write transaction ([`Index::update_kept_values`]); values are
+/// as stored (sealed).
+pub(crate) struct KeptTable<'a> {
+    table: redb::Table<'a, &'static str, &'static [u8]>,
+    index: &'a Index,
+}
+
+impl KeptTable<'_> {
+    /// The value kept under `key`.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .get(key)
+            .map_err(|e| self.index.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Every key that starts with `prefix`, in order.
+    pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for item in self
+            .table
+            .range::<&str>(prefix..)
+            .map_err(|e| self.index.err(e))?
+        {
+            let (key, _) = item.map_err(|e| self.index.err(e))?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key.to_string());
+        }
+        Ok(keys)
+    }
+
+    /// Keeps `value` under `key`, in place of any value kept there.
+    pub(crate) fn insert(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.table
+            .insert(key, value)
+            .map_err(|e| self.index.err(e))?;
+        Ok(())
+    }
+
+    /// Drops the value kept under `key`, if any.
+    pub(crate) fn remove(&mut self, key: &str) -> Result<()> {
+        self.table.remove(key).map_err(|e| self.index.err(e))?;
         Ok(())
     }
 }

@@ -56,9 +56,9 @@ mod store;
 pub mod fuzzing;
 
 pub use backend::{
-    Backend, CONFIG_NAME, DEFAULT_PART_SIZE, FileKind, LocalBackend, Location, MemoryBackend,
-    OPENDAL_SCHEME, ObjectBackend, OpendalLocation, RequestCounts, RequestPolicy, S3_SCHEME,
-    S3Access, S3Location, StagedFile, validate_name,
+    Backend, CONFIG_NAME, DEFAULT_PART_SIZE, FileKind, ListingStamp, LocalBackend, Location,
+    MemoryBackend, OPENDAL_SCHEME, ObjectBackend, OpendalLocation, RequestCounts, RequestPolicy,
+    S3_SCHEME, S3Access, S3Location, StagedFile, validate_name,
 };
 pub use blob::{BlobKind, BlobLocation, Encoding};
 pub use chunker::ChunkId;
@@ -72,6 +72,6 @@ pub use keys::{KdfParams, KeyInfo, KeyOrigin, MAX_KDF, MasterKey};
 pub use lock_file::LockInfo;
 pub use pack::PackEntry;
 pub use store::{
-    AddOutcome, BlobChecker, BlobLocator, ChunkStore, InitOptions, ListedSnapshotFile,
+    AddOutcome, BlobChecker, BlobLocator, ChunkStore, InitOptions, KeptValues, ListedSnapshotFile,
     MAX_BLOB_SIZE, MAX_INDEX_FILE_ENTRIES, PackReport,
 };

@@ -48,6 +48,53 @@ fn kept_value_context(key: &str) -> Vec<u8> {
 /// content or the error reading it gave, or `None` for a file the caller said it knew.
 pub type ListedSnapshotFile = (String, Option<Result<Vec<u8>>>);
 
+/// The values kept beside the fast index, inside one transaction
+/// ([`ChunkStore::update_kept_values`]).
+pub struct KeptValues<'t, 'i> {
+    table: &'t mut crate::index::KeptTable<'i>,
+    sealer: &'t Sealer,
+}
+
+impl KeptValues<'_, '_> {
+    /// The value kept under `key`, opened: `None` when there is none or it no longer opens.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = self.table.get(key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealer
+            .open(&sealed, &kept_value_context(key), "kept value", 0)
+            .ok())
+    }
+
+    /// Whether a value is kept under `key` (whether or not it opens).
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        Ok(self.table.get(key)?.is_some())
+    }
+
+    /// Every key that starts with `prefix`, in order.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        self.table.keys_with_prefix(prefix)
+    }
+
+    /// Keeps `value`, sealed, under `key`, in place of any value kept there.
+    pub fn insert(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        let sealed = self.sealer.seal(value, &kept_value_context(key))?;
+        self.table.insert(key, &sealed)
+    }
+
+    /// Drops the value kept under `key`, if any.
+    pub fn remove(&mut self, key: &str) -> Result<()> {
+        self.table.remove(key)
+    }
+}
+
+impl std::fmt::Debug for KeptValues<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptValues").finish_non_exhaustive()
+    }
+}
+
 /// Settings of a new repository.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -969,6 +1016,22 @@ impl ChunkStore {
 
     /// [`ChunkStore::sync_index`], returning the index files read and the entries they held.
     fn sync_index_counting_entries(&self) -> Result<(usize, usize)> {
+        // Taken before the listing: a file added after it changes the stamp, so a listing
+        // recorded under this stamp is never newer than what the stamp vouches for.
+        let stamp = self.backend.listing_stamp(FileKind::Index);
+        let recorded = self.index.index_listing_stamp()?;
+        if let Some(stamp) = &stamp
+            && recorded.as_deref() == Some(stamp.as_bytes())
+        {
+            // No index file was added or deleted since a listing whose every file was
+            // absorbed (and readable: a stamp is recorded only then, so nothing is left to
+            // report).
+            self.unreadable_index_files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            return Ok((0, 0));
+        }
         let mut absorbed = self.index.absorbed_index_files()?;
         let listed = self.backend.list(FileKind::Index)?;
         let listed_set: std::collections::HashSet<&str> =
@@ -1017,6 +1080,14 @@ impl ChunkStore {
         // Another handle may have rebuilt or changed the index file since this one's shared
         // view was made (a prune, or a repair, by another process): look with a new one.
         self.index.changed();
+        // The next sync need not list `index/` again until a file is added or deleted there.
+        // Not when a file could not be read: it is reported on every sync until repaired.
+        if let Some(stamp) = stamp
+            && unreadable.is_empty()
+            && recorded.as_deref() != Some(stamp.as_bytes())
+        {
+            self.index.set_index_listing_stamp(stamp.as_bytes())?;
+        }
         *self
             .unreadable_index_files
             .lock()
@@ -1218,6 +1289,48 @@ impl ChunkStore {
             .sealer
             .open(&sealed, &kept_value_context(key), "kept value", 0)
             .ok())
+    }
+
+    /// The values kept under keys in `range` (see [`ChunkStore::update_kept_values`]), in key
+    /// order or reversed, each opened, handed to `visit` with its key until it returns
+    /// `false`. A value that no longer opens (damaged, or sealed under another key) is handed
+    /// over as `None`. Errors are the fast index's own, and `visit`'s.
+    pub fn scan_kept_values(
+        &self,
+        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
+        reverse: bool,
+        mut visit: impl FnMut(&str, Option<Vec<u8>>) -> Result<bool>,
+    ) -> Result<()> {
+        self.index.scan_kept_values(range, reverse, |key, sealed| {
+            let value = self
+                .sealer
+                .open(sealed, &kept_value_context(key), "kept value", 0)
+                .ok();
+            visit(key, value)
+        })
+    }
+
+    /// Runs `change` on the values kept beside the fast index, in one transaction: what it
+    /// reads through [`KeptValues`] is what its writes replace, whatever other processes
+    /// change meanwhile, and nothing is written when it fails. Like
+    /// [`ChunkStore::keep_value`], the values are sealed with the repository's key, local, and
+    /// lost with the fast index.
+    pub fn update_kept_values<T>(
+        &self,
+        change: impl FnOnce(&mut KeptValues<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.index.update_kept_values(|table| {
+            change(&mut KeptValues {
+                table,
+                sealer: &self.sealer,
+            })
+        })
+    }
+
+    /// The stamp of the repository's files of `kind` as they are now, when the backend can
+    /// tell one ([`Backend::listing_stamp`]): the same stamp later means the same files.
+    pub fn listing_stamp(&self, kind: FileKind) -> Option<crate::ListingStamp> {
+        self.backend.listing_stamp(kind)
     }
 
     /// The whole content of pack `pack`.

@@ -8,12 +8,20 @@ use chunk_store::{Backend, FileKind, LocalBackend, MemoryBackend};
 
 #[path = "support/conformance.rs"]
 mod conformance;
-use conformance::{concurrent_writers, conformance};
+use conformance::{concurrent_writers, conformance, listing_stamps_change_with_the_files};
 
 #[test]
 fn memory_backend_conforms() {
     conformance(&MemoryBackend::new());
     concurrent_writers(Arc::new(MemoryBackend::new()));
+    let backend = MemoryBackend::new();
+    assert!(backend.listing_stamp(FileKind::Snapshot).is_some());
+    listing_stamps_change_with_the_files(&backend);
+    // Backends that do not share their files have different stamps.
+    assert_ne!(
+        backend.listing_stamp(FileKind::Lock),
+        MemoryBackend::new().listing_stamp(FileKind::Lock)
+    );
 }
 
 #[test]
@@ -22,6 +30,56 @@ fn local_backend_conforms() {
     conformance(&LocalBackend::new(dir.path().join("repo")));
     let dir2 = tempfile::tempdir().unwrap();
     concurrent_writers(Arc::new(LocalBackend::new(dir2.path())));
+    let dir3 = tempfile::tempdir().unwrap();
+    listing_stamps_change_with_the_files(&LocalBackend::new(dir3.path()));
+}
+
+/// Sets the modification time of `dir` to `seconds_ago`.
+fn age(dir: &std::path::Path, seconds_ago: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+    std::fs::File::open(dir)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(when))
+        .unwrap();
+}
+
+#[test]
+fn a_local_folder_gets_a_stamp_once_it_has_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::new(dir.path());
+    let snapshots = dir.path().join("snapshots");
+    // No folder yet, and packs (in fan-out folders) never.
+    assert_eq!(backend.listing_stamp(FileKind::Snapshot), None);
+    backend.write(FileKind::Snapshot, "s1", b"one").unwrap();
+    // Just changed: a file added in the same clock tick would not change the stamp.
+    assert_eq!(backend.listing_stamp(FileKind::Snapshot), None);
+    age(&snapshots, 10);
+    let settled = backend.listing_stamp(FileKind::Snapshot).unwrap();
+    assert_eq!(
+        backend.listing_stamp(FileKind::Snapshot),
+        Some(settled.clone())
+    );
+    // Reading and listing change nothing.
+    backend.read(FileKind::Snapshot, "s1").unwrap();
+    backend.list(FileKind::Snapshot).unwrap();
+    assert_eq!(
+        backend.listing_stamp(FileKind::Snapshot),
+        Some(settled.clone())
+    );
+    // Each change gives another stamp once settled.
+    backend.write(FileKind::Snapshot, "s2", b"two").unwrap();
+    assert_eq!(backend.listing_stamp(FileKind::Snapshot), None);
+    age(&snapshots, 5);
+    let after_write = backend.listing_stamp(FileKind::Snapshot).unwrap();
+    assert_ne!(after_write, settled);
+    backend.delete(FileKind::Snapshot, "s1").unwrap();
+    assert_eq!(backend.listing_stamp(FileKind::Snapshot), None);
+    age(&snapshots, 5);
+    let after_delete = backend.listing_stamp(FileKind::Snapshot).unwrap();
+    assert_ne!(after_delete, after_write);
+    backend.write(FileKind::Pack, "aa01", b"pack").unwrap();
+    age(&dir.path().join("packs"), 10);
+    assert_eq!(backend.listing_stamp(FileKind::Pack), None);
 }
 
 #[test]

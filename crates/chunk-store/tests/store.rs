@@ -587,6 +587,9 @@ fn a_damaged_index_file_is_an_error_naming_it() {
     assert_eq!(unreadable.len(), 1);
     assert_eq!(unreadable[0].0, name);
     assert!(unreadable[0].1.contains(&format!("index/{name}")));
+    // And says so again on every sync, though `index/` has not changed since.
+    store.sync_index().unwrap();
+    assert_eq!(store.unreadable_index_files(), unreadable);
     assert!(matches!(
         store.get_blob(&id),
         Err(Error::BlobNotFound { .. })
@@ -638,12 +641,13 @@ fn blobs_over_the_limit_are_refused() {
 }
 
 /// A backend whose pack writes, or appends to staged files, fail (disk full) while the
-/// matching flag is set.
+/// matching flag is set; it counts its listings of `index/`.
 #[derive(Debug)]
 struct Faulty<B> {
     inner: B,
     fail_pack_writes: AtomicBool,
     fail_staged_appends: Arc<AtomicBool>,
+    index_lists: std::sync::atomic::AtomicUsize,
 }
 
 impl<B> Faulty<B> {
@@ -652,6 +656,7 @@ impl<B> Faulty<B> {
             inner,
             fail_pack_writes: false.into(),
             fail_staged_appends: Arc::default(),
+            index_lists: 0.into(),
         }
     }
 }
@@ -714,6 +719,9 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.size(kind, name)
     }
     fn list(&self, kind: FileKind) -> chunk_store::Result<Vec<String>> {
+        if kind == FileKind::Index {
+            self.index_lists.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.list(kind)
     }
     fn delete(&self, kind: FileKind, name: &str) -> chunk_store::Result<()> {
@@ -721,6 +729,9 @@ impl<B: Backend> Backend for Faulty<B> {
     }
     fn exists(&self, kind: FileKind, name: &str) -> chunk_store::Result<bool> {
         self.inner.exists(kind, name)
+    }
+    fn listing_stamp(&self, kind: FileKind) -> Option<chunk_store::ListingStamp> {
+        self.inner.listing_stamp(kind)
     }
     fn stage(&self, kind: FileKind) -> chunk_store::Result<Option<Box<dyn StagedFile>>> {
         Ok(self.inner.stage(kind)?.map(|inner| {
@@ -1300,4 +1311,43 @@ fn a_blob_moved_by_another_handle_is_read_from_its_new_pack() {
     // blob.
     assert_eq!(reader.get_blob(&id).unwrap(), data);
     assert_eq!(reader.locate(&id).unwrap().unwrap().pack, new_pack);
+}
+
+#[test]
+fn a_sync_lists_index_files_only_when_they_changed() {
+    let backend = Arc::new(Faulty::new(MemoryBackend::new()));
+    let (_cache, writer) = init(backend.clone(), true);
+    let first = writer.add_blob(BlobKind::Data, b"first").unwrap().id;
+    writer.flush().unwrap();
+    let reader_cache = tempfile::tempdir().unwrap();
+    let reader = reopen(backend.clone(), &reader_cache);
+    assert_eq!(reader.get_blob(&first).unwrap(), b"first");
+    let lists = || backend.index_lists.load(Ordering::SeqCst);
+
+    // Unchanged since the last sync: not listed again, even by a new handle on the cache.
+    let before = lists();
+    assert_eq!(reader.sync_index().unwrap(), 0);
+    drop(reader);
+    let reader = reopen(backend.clone(), &reader_cache);
+    assert_eq!(lists(), before);
+
+    // A new index file is listed and absorbed.
+    let second = writer.add_blob(BlobKind::Data, b"second").unwrap().id;
+    writer.flush().unwrap();
+    assert_eq!(reader.sync_index().unwrap(), 1);
+    assert_eq!(lists(), before + 1);
+    assert_eq!(reader.get_blob(&second).unwrap(), b"second");
+    assert_eq!(reader.sync_index().unwrap(), 0);
+    assert_eq!(lists(), before + 1);
+
+    // An index file deleted (as a prune replaces them): the reader forgets what it listed.
+    let names = backend.list(FileKind::Index).unwrap();
+    for name in &names {
+        backend.delete(FileKind::Index, name).unwrap();
+    }
+    reader.sync_index().unwrap();
+    assert!(matches!(
+        reader.get_blob(&first),
+        Err(Error::BlobNotFound { .. })
+    ));
 }

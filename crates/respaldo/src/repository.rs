@@ -257,19 +257,13 @@ impl Repository {
         spec: &SnapshotSpec,
         filter: &SnapshotFilter,
     ) -> Result<SnapshotEntry> {
-        // A full id needs no catalog: `restore ID` costs the same with 10 or 10,000 snapshots.
-        if let SnapshotSpec::Id(id) = spec
-            && let Some(entry) = Catalog::load_full_id(&self.store, id)?
-        {
-            return Ok(entry);
-        }
-        let catalog = self.catalog()?;
+        // Neither a full id nor, while the kept catalog is current, `latest`, a prefix or a
+        // time needs the whole catalog: `restore latest` costs about the same with 10 or
+        // 10,000 snapshots.
         match spec {
-            SnapshotSpec::Latest => Ok(catalog.resolve("latest", filter)?.clone()),
-            SnapshotSpec::Id(id) => Ok(catalog.resolve(id, filter)?.clone()),
-            SnapshotSpec::At(time_ns) => catalog
-                .at_or_before(*time_ns, filter)
-                .cloned()
+            SnapshotSpec::Latest => Ok(Catalog::find(&self.store, "latest", filter)?),
+            SnapshotSpec::Id(id) => Ok(Catalog::find(&self.store, id, filter)?),
+            SnapshotSpec::At(time_ns) => Catalog::find_newest(&self.store, filter, Some(*time_ns))?
                 .ok_or_else(|| {
                     snapshot_index::Error::NoSnapshot {
                         spec: format!("taken at or before {}", format_time_ns(*time_ns)),

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use chunk_store::ChunkStore;
+use chunk_store::{ChunkStore, FileKind};
 use chunker::ChunkId;
 
 use crate::error::{Error, Result};
@@ -59,33 +59,48 @@ impl Catalog {
     /// out.
     ///
     /// The catalog keeps the manifests it opened, decoded and sealed with the repository's
-    /// key, beside the fast index ([`ChunkStore::keep_value`]), so that a load lists the
-    /// repository and opens that one value, plus the manifests not kept yet (each verified
-    /// against its name and seal, from the store's copy of the file when it has one). The
-    /// kept catalog is rewritten only once enough manifests are new to it, so a few may be
-    /// opened again on every load until then. In an unencrypted repository the seal is a
-    /// checksum: it catches damage to the cache, not a deliberate change to it; commands
-    /// that delete data on the catalog's word use [`Catalog::load_verified`].
+    /// key, beside the fast index ([`ChunkStore::update_kept_values`]), so that a load opens
+    /// only the manifests new to it (each verified against its name and seal, from the
+    /// store's copy of the file when it has one); and while the backend vouches that
+    /// `snapshots/` is unchanged since ([`ChunkStore::listing_stamp`]), it does not list the
+    /// repository either. In an unencrypted repository the seal is a checksum: it catches
+    /// damage to the cache, not a deliberate change to it; commands that delete data on the
+    /// catalog's word use [`Catalog::load_verified`].
     pub fn load(store: &ChunkStore) -> Result<Self> {
+        // Taken before the listing: a file added after it changes the stamp, so what is kept
+        // under this stamp is never older than what the stamp vouches for.
+        let stamp = store.listing_stamp(FileKind::Snapshot);
         let mut kept = kept_catalog::read(store)?;
-        let kept_before = kept.len();
-        let kept_names: HashSet<String> = kept.keys().map(ChunkId::to_hex).collect();
+        if kept.is_current(stamp.as_ref()) {
+            return Ok(Self::from_entries(
+                kept.records
+                    .into_iter()
+                    .map(|(id, snapshot)| SnapshotEntry { id, snapshot })
+                    .collect(),
+            ));
+        }
+        let kept_names: HashSet<String> = kept.records.keys().map(ChunkId::to_hex).collect();
         let listed = store.read_snapshot_files_except(|name| kept_names.contains(name))?;
         let mut entries = Vec::with_capacity(listed.len());
-        let mut opened = 0;
+        let mut opened = HashSet::new();
+        let mut complete = true;
         for (name, bytes) in listed {
             let id = Snapshot::id_from_name(&name)?;
             let snapshot = match bytes {
-                None => match kept.remove(&id) {
+                None => match kept.records.remove(&id) {
                     Some(snapshot) => snapshot,
                     // Listed twice: the first listing took the kept manifest.
                     None => continue,
                 },
                 Some(Ok(bytes)) => {
-                    opened += 1;
+                    opened.insert(id);
                     Snapshot::from_bytes(store, &id, &bytes)?
                 }
-                Some(Err(e)) if e.is_not_found() => continue,
+                Some(Err(e)) if e.is_not_found() => {
+                    // Deleted after the listing: the stamp has changed since, too.
+                    complete = false;
+                    continue;
+                }
                 Some(Err(e)) => return Err(e.into()),
             };
             entries.push(SnapshotEntry { snapshot, id });
@@ -93,10 +108,67 @@ impl Catalog {
         // What is left of the kept manifests are those of files deleted since. Keeping the
         // catalog is only a shortcut for the next load: failing to (a full disk, a cache
         // another process holds) must not fail a command that has its catalog already.
-        if kept_catalog::worth_rewriting(kept_before, opened, kept.len()) {
-            let _ = kept_catalog::write(store, &entries);
+        let stamp = stamp.filter(|_| complete);
+        let changed = !opened.is_empty() || !kept.records.is_empty();
+        if changed || (stamp.is_some() && !kept.is_current(stamp.as_ref())) {
+            let _ = kept_catalog::write(store, stamp.as_ref(), &entries, |id| opened.contains(id));
         }
         Ok(Self::from_entries(entries))
+    }
+
+    /// The newest snapshot passing `filter`, taken at or before `at_or_before` when given:
+    /// the answer [`Catalog::load`] then [`Catalog::resolve`] (`latest`) or
+    /// [`Catalog::at_or_before`] give, `None` when no snapshot passes. While the kept catalog
+    /// is current (see [`Catalog::load`]) it reads the manifests from the newest down to the
+    /// one it returns, without listing the repository: its cost then grows with the snapshots
+    /// it passes over, not with the number of snapshots.
+    pub fn find_newest(
+        store: &ChunkStore,
+        filter: &SnapshotFilter,
+        at_or_before: Option<i64>,
+    ) -> Result<Option<SnapshotEntry>> {
+        if let Some(found) = kept_catalog::newest(store, at_or_before, |s| filter.matches(s))? {
+            return Ok(found);
+        }
+        let catalog = Self::load(store)?;
+        Ok(match at_or_before {
+            Some(time_ns) => catalog.at_or_before(time_ns, filter).cloned(),
+            None => catalog
+                .entries
+                .iter()
+                .rfind(|e| filter.matches(&e.snapshot))
+                .cloned(),
+        })
+    }
+
+    /// The snapshot `spec` names: `latest` (the newest passing `filter`), a full id or a
+    /// unique id prefix, with the answers and errors of [`Catalog::resolve`]. A full id reads
+    /// its manifest alone ([`Catalog::load_full_id`]); `latest` and prefixes are found
+    /// without listing the repository while the kept catalog is current
+    /// ([`Catalog::find_newest`]).
+    pub fn find(store: &ChunkStore, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
+        let none = || Error::NoSnapshot {
+            spec: spec.to_string(),
+        };
+        if spec == "latest" {
+            return Self::find_newest(store, filter, None)?.ok_or_else(none);
+        }
+        if let Some(entry) = Self::load_full_id(store, spec)? {
+            return Ok(entry);
+        }
+        let prefix = spec.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(none());
+        }
+        match kept_catalog::with_prefix(store, &prefix)? {
+            Some((Some(entry), 1)) => Ok(entry),
+            Some((_, 0)) => Err(none()),
+            Some((_, count)) => Err(Error::AmbiguousSnapshot {
+                prefix: spec.to_string(),
+                count,
+            }),
+            None => Ok(Self::load(store)?.resolve(spec, filter)?.clone()),
+        }
     }
 
     /// Every snapshot the repository lists, each manifest verified against its name and
@@ -202,12 +274,34 @@ impl Catalog {
 
     /// The parent for a new backup: the newest snapshot of `host` with exactly `paths`.
     pub fn parent_for(&self, host: &str, paths: &[String]) -> Option<&SnapshotEntry> {
-        let mut wanted = paths.to_vec();
-        wanted.sort();
-        self.entries.iter().rev().find(|e| {
-            let mut have = e.snapshot.paths.clone();
-            have.sort();
-            e.snapshot.hostname == host && have == wanted
-        })
+        let is_parent = parent_test(host, paths);
+        self.entries.iter().rev().find(|e| is_parent(&e.snapshot))
+    }
+
+    /// [`Catalog::parent_for`] on the repository's catalog, found as
+    /// [`Catalog::find_newest`] finds snapshots: without listing the repository while the
+    /// kept catalog is current.
+    pub fn find_parent(
+        store: &ChunkStore,
+        host: &str,
+        paths: &[String],
+    ) -> Result<Option<SnapshotEntry>> {
+        if let Some(found) = kept_catalog::newest(store, None, parent_test(host, paths))? {
+            return Ok(found);
+        }
+        Ok(Self::load(store)?.parent_for(host, paths).cloned())
+    }
+}
+
+/// Whether a snapshot is of `host` with exactly `paths` (in any order): a parent for a new
+/// backup of them.
+fn parent_test(host: &str, paths: &[String]) -> impl Fn(&Snapshot) -> bool {
+    let mut wanted = paths.to_vec();
+    wanted.sort();
+    let host = host.to_string();
+    move |snapshot| {
+        let mut have = snapshot.paths.clone();
+        have.sort();
+        snapshot.hostname == host && have == wanted
     }
 }

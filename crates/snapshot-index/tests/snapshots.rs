@@ -1,6 +1,7 @@
 //! Trees, snapshots, the catalog and diff, through a real chunk store.
 #![allow(clippy::unwrap_used)]
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use chunk_store::{
@@ -9,8 +10,8 @@ use chunk_store::{
 use chunker::ChunkId;
 use proptest::prelude::*;
 use snapshot_index::{
-    Catalog, ChangeKind, Error, Node, NodeKind, Snapshot, SnapshotFilter, Summary, Tree,
-    diff_trees, lookup_path,
+    Catalog, ChangeKind, Error, Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary,
+    Tree, diff_trees, lookup_path,
 };
 
 fn store(encrypted: bool) -> (tempfile::TempDir, ChunkStore) {
@@ -490,6 +491,20 @@ fn a_tree_the_decoder_would_refuse_is_never_written() {
     assert!(tree.to_bytes().is_err());
 }
 
+/// The keys of the manifests a store's catalog keeps.
+fn kept_records(store: &ChunkStore) -> Vec<String> {
+    let mut keys = Vec::new();
+    store
+        .scan_kept_values((Bound::Unbounded, Bound::Unbounded), false, |key, _| {
+            if key.starts_with("snapshot-catalog-v2/i/") {
+                keys.push(key.to_string());
+            }
+            Ok(true)
+        })
+        .unwrap();
+    keys
+}
+
 /// A store over `backend` with its own cache (as another process or machine would have).
 fn open_store(backend: Arc<MemoryBackend>, cache: &tempfile::TempDir) -> ChunkStore {
     ChunkStore::open(backend, Some("pw"), cache.path().join("i.redb")).unwrap()
@@ -523,7 +538,7 @@ fn the_catalog_kept_beside_the_index_follows_the_repository() {
         .map(|t| snapshot(tree, t * 100, "h1", &[]).save(&a).unwrap())
         .collect();
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
-    assert!(a.kept_value("snapshot-catalog").unwrap().is_some());
+    assert_eq!(kept_records(&a).len(), 3);
 
     // Snapshots added and removed by another store: the kept catalog is brought up to date.
     ids.push(snapshot(tree, 400, "h2", &["t"]).save(&b).unwrap());
@@ -537,16 +552,34 @@ fn the_catalog_kept_beside_the_index_follows_the_repository() {
     let catalog = Catalog::load(&a).unwrap();
     assert_eq!(catalog.entries(), fresh().as_slice());
 
-    // Many more than a load tolerates before it rewrites the kept catalog.
+    // Many more at once.
     for t in 0..40 {
         ids.push(snapshot(tree, 500 + t, "h3", &[]).save(&b).unwrap());
     }
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
     assert_eq!(Catalog::load(&a).unwrap().entries().len(), 43);
 
-    // A kept catalog that does not decode is read again from the repository.
-    a.keep_value("snapshot-catalog", b"not a catalog").unwrap();
+    // Kept records that do not decode are read again from the repository, and kept again.
+    let damaged = kept_records(&a);
+    assert_eq!(damaged.len(), 43);
+    a.update_kept_values(|kept| {
+        for key in &damaged {
+            kept.insert(key, b"not a record")?;
+        }
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
+    let mut opened = 0;
+    a.scan_kept_values((Bound::Unbounded, Bound::Unbounded), false, |key, value| {
+        if damaged.iter().any(|d| d == key) {
+            assert_ne!(value.as_deref(), Some(&b"not a record"[..]), "{key}");
+            opened += 1;
+        }
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(opened, 43);
     drop(a);
     let a = open_store(backend.clone(), &cache_a);
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
@@ -609,4 +642,110 @@ fn a_full_id_is_loaded_on_its_own_and_anything_else_needs_the_catalog() {
         matches!(&err, Error::Corrupt { object, .. } if object.contains(&hex)),
         "{err}"
     );
+}
+
+/// What `find` answers, comparable whatever the error's other details.
+fn answer(result: Result<SnapshotEntry, Error>) -> Result<ChunkId, String> {
+    result.map(|e| e.id).map_err(|e| match e {
+        Error::NoSnapshot { .. } => "none".to_string(),
+        Error::AmbiguousSnapshot { count, .. } => format!("{count} match"),
+        other => panic!("unexpected error: {other}"),
+    })
+}
+
+/// `find`, `find_newest` and `find_parent` answer as the loaded catalog does, whether the kept catalog is
+/// current (read without listing) or not (a snapshot added since by another store).
+#[test]
+fn picks_from_the_kept_catalog_match_the_loaded_catalog() {
+    let backend = Arc::new(MemoryBackend::new());
+    let options = InitOptions {
+        password: Some("pw".to_string()),
+        kdf: KdfParams::insecure_fast(),
+        ..InitOptions::default()
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let store = ChunkStore::init(backend.clone(), &options, cache.path().join("i.redb")).unwrap();
+    let other_cache = tempfile::tempdir().unwrap();
+    let other = open_store(backend.clone(), &other_cache);
+    let tree = Tree::new(vec![]).unwrap().save(&store).unwrap();
+    store.flush().unwrap();
+    // Ties in time, negative times, two hosts, tags.
+    let specs = [
+        (100, "h1", &[][..]),
+        (100, "h2", &["t"][..]),
+        (-50, "h1", &["t"][..]),
+        (300, "h2", &[][..]),
+        (300, "h1", &["t", "u"][..]),
+        (200, "h1", &[][..]),
+    ];
+    let mut ids = Vec::new();
+    for (time, host, tags) in specs {
+        ids.push(snapshot(tree, time, host, tags).save(&store).unwrap());
+    }
+    let filters = [
+        SnapshotFilter::default(),
+        SnapshotFilter {
+            hosts: vec!["h1".into()],
+            ..SnapshotFilter::default()
+        },
+        SnapshotFilter {
+            tags: vec!["t".into()],
+            ..SnapshotFilter::default()
+        },
+        SnapshotFilter {
+            hosts: vec!["h3".into()],
+            ..SnapshotFilter::default()
+        },
+    ];
+    let check = |store: &ChunkStore, ids: &[ChunkId]| {
+        let catalog = Catalog::load_verified(store).unwrap();
+        let mut specs: Vec<String> = vec!["latest".into(), "LATEST".into(), "zz".into(), "".into()];
+        for id in ids {
+            let hex = id.to_hex();
+            specs.extend([
+                hex.clone(),
+                hex.to_uppercase(),
+                hex[..1].into(),
+                hex[..4].into(),
+            ]);
+        }
+        for filter in &filters {
+            for spec in &specs {
+                assert_eq!(
+                    answer(Catalog::find(store, spec, filter)),
+                    answer(catalog.resolve(spec, filter).cloned()),
+                    "{spec} {filter:?}"
+                );
+            }
+            for host in ["h1", "h2", "h3"] {
+                for paths in [vec!["/home/user".to_string()], vec![]] {
+                    assert_eq!(
+                        Catalog::find_parent(store, host, &paths).unwrap(),
+                        catalog.parent_for(host, &paths).cloned(),
+                        "{host} {paths:?}"
+                    );
+                }
+            }
+            for time in [-100, -50, 0, 100, 150, 250, 300, 1000] {
+                assert_eq!(
+                    Catalog::find_newest(store, filter, Some(time)).unwrap(),
+                    catalog.at_or_before(time, filter).cloned(),
+                    "{time} {filter:?}"
+                );
+            }
+        }
+    };
+    // Nothing kept yet; then kept and current.
+    check(&store, &ids);
+    Catalog::load(&store).unwrap();
+    check(&store, &ids);
+    // Added and deleted by another store: the kept catalog is not current until a load.
+    ids.push(snapshot(tree, 400, "h1", &[]).save(&other).unwrap());
+    backend
+        .delete(FileKind::Snapshot, &ids[4].to_hex())
+        .unwrap();
+    ids.remove(4);
+    check(&store, &ids);
+    Catalog::load(&store).unwrap();
+    check(&store, &ids);
 }

@@ -14,11 +14,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::spool::Spool;
-use super::{Backend, CONFIG_NAME, FileKind, StagedFile, check_range, validate_name};
+use super::{Backend, CONFIG_NAME, FileKind, ListingStamp, StagedFile, check_range, validate_name};
 use crate::error::{Error, Result, io_err};
 
 /// Reads up to this long skip the size check before reading (see `read_range`).
 const UNCHECKED_READ_MAX: u64 = 64 * 1024 * 1024;
+
+/// How long a folder must have gone unchanged before its stamp is trusted
+/// ([`Backend::listing_stamp`]): a folder's modification time is only as fine as the file
+/// system's clock tick (up to 2 s on some), so a file added in the same tick as the stamp was
+/// read would leave it unchanged.
+const LISTING_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Packs kept open for ranged reads (see [`OpenPacks`]).
 const OPEN_PACKS: usize = 16;
@@ -291,6 +297,35 @@ impl Backend for LocalBackend {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// The folder's device, inode, modification and change times, once its modification
+    /// time is [`LISTING_SETTLE`] old by this machine's clock: every file written, renamed
+    /// into place or deleted in it sets its modification time to the present, which is then
+    /// later than the stamp's. Packs live in fan-out folders and get no stamp.
+    fn listing_stamp(&self, kind: FileKind) -> Option<ListingStamp> {
+        use std::os::unix::fs::MetadataExt;
+        if matches!(kind, FileKind::Config | FileKind::Pack) {
+            return None;
+        }
+        let meta = fs::metadata(self.root.join(kind.dir())).ok()?;
+        let modified = meta.modified().ok()?;
+        let age = std::time::SystemTime::now().duration_since(modified).ok()?;
+        if age < LISTING_SETTLE {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(48);
+        for field in [
+            meta.dev(),
+            meta.ino(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ] {
+            bytes.extend_from_slice(&field.to_le_bytes());
+        }
+        Some(ListingStamp::from_bytes(bytes))
     }
 
     fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn StagedFile>>> {

@@ -1,18 +1,35 @@
 //! A backend that keeps every file in memory: for tests and benchmarks.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Backend, FileKind, check_range, validate_name};
+use super::{Backend, FileKind, ListingStamp, check_range, validate_name};
 use crate::error::{Error, Result};
 
 type Files = BTreeMap<(FileKind, String), Arc<Vec<u8>>>;
 
+/// Distinguishes the stamps of backends that do not share their files.
+static BACKENDS: AtomicU64 = AtomicU64::new(0);
+
 /// An in-memory [`Backend`]. Clones share the same files, so a test can keep a handle and
 /// inspect or damage what a store wrote.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryBackend {
     files: Arc<Mutex<Files>>,
+    /// Writes and deletes so far, per kind, for [`Backend::listing_stamp`].
+    changes: Arc<Mutex<BTreeMap<FileKind, u64>>>,
+    id: u64,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self {
+            files: Arc::default(),
+            changes: Arc::default(),
+            id: BACKENDS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -25,6 +42,15 @@ impl MemoryBackend {
         // A panic while holding the lock cannot leave the map half-updated (every update is a
         // single insert or remove), so a poisoned lock is safe to reuse.
         self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self, kind: FileKind) {
+        *self
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
     }
 
     fn get(&self, kind: FileKind, name: &str) -> Result<Arc<Vec<u8>>> {
@@ -48,6 +74,7 @@ impl Backend for MemoryBackend {
         validate_name(name)?;
         self.files()
             .insert((kind, name.to_string()), Arc::new(data.to_vec()));
+        self.changed(kind);
         Ok(())
     }
 
@@ -78,8 +105,24 @@ impl Backend for MemoryBackend {
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         validate_name(name)?;
-        self.files().remove(&(kind, name.to_string()));
+        if self.files().remove(&(kind, name.to_string())).is_some() {
+            self.changed(kind);
+        }
         Ok(())
+    }
+
+    /// The backend and the number of writes and deletes of `kind` so far: always current.
+    fn listing_stamp(&self, kind: FileKind) -> Option<ListingStamp> {
+        let changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&kind)
+            .copied()
+            .unwrap_or(0);
+        let mut bytes = self.id.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&changes.to_le_bytes());
+        Some(ListingStamp::from_bytes(bytes))
     }
 
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {

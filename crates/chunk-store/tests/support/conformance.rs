@@ -180,6 +180,26 @@ fn staging(backend: &dyn Backend) {
     );
 }
 
+/// A listing stamp vouches only for an unchanged set of files: after a file of its kind is
+/// written or deleted, the stamp is no longer the one taken before (or there is none).
+pub fn listing_stamps_change_with_the_files(backend: &dyn Backend) {
+    for kind in [FileKind::Index, FileKind::Snapshot] {
+        for change in 0..3 {
+            let before = backend.listing_stamp(kind);
+            match change {
+                0 => backend.write(kind, "s1", b"one").unwrap(),
+                1 => backend.write(kind, "s2", b"two").unwrap(),
+                _ => backend.delete(kind, "s1").unwrap(),
+            }
+            let after = backend.listing_stamp(kind);
+            assert!(
+                before.is_none() || after != before,
+                "{kind:?}: the stamp did not change with the files"
+            );
+        }
+    }
+}
+
 /// Many threads writing and reading at once see only whole files.
 pub fn concurrent_writers(backend: Arc<dyn Backend>) {
     std::thread::scope(|scope| {

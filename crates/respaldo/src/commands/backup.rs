@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use chunk_store::ChunkId;
 use snapshot_index::{
-    Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary, Tree, lookup_path,
+    Catalog, Node, NodeKind, Snapshot, SnapshotEntry, SnapshotFilter, Summary, Tree, lookup_path,
 };
 
 use self::excludes::Excludes;
@@ -261,12 +261,14 @@ impl Repository {
         host: &str,
         paths: &[String],
     ) -> Result<Option<SnapshotEntry>> {
-        let catalog = self.catalog()?;
+        // Neither needs the whole catalog while the kept one is current.
         match &options.parent {
-            Some(spec) => Ok(Some(
-                catalog.resolve(spec, &SnapshotFilter::default())?.clone(),
-            )),
-            None => Ok(catalog.parent_for(host, paths).cloned()),
+            Some(spec) => Ok(Some(Catalog::find(
+                self.store(),
+                spec,
+                &SnapshotFilter::default(),
+            )?)),
+            None => Ok(Catalog::find_parent(self.store(), host, paths)?),
         }
     }
 
