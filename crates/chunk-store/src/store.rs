@@ -1310,6 +1310,20 @@ impl ChunkStore {
         })
     }
 
+    /// The keys of the values kept under keys in `range`, in order, without opening the
+    /// values. Errors are the fast index's own.
+    pub fn kept_keys(
+        &self,
+        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
+    ) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.index.scan_kept_values(range, false, |key, _| {
+            keys.push(key.to_string());
+            Ok(true)
+        })?;
+        Ok(keys)
+    }
+
     /// Runs `change` on the values kept beside the fast index, in one transaction: what it
     /// reads through [`KeptValues`] is what its writes replace, whatever other processes
     /// change meanwhile, and nothing is written when it fails. Like

@@ -71,6 +71,7 @@ impl Catalog {
         // under this stamp is never older than what the stamp vouches for.
         let stamp = store.listing_stamp(FileKind::Snapshot);
         let mut kept = kept_catalog::read(store)?;
+        let kept_before = kept.records.len();
         if kept.is_current(stamp.as_ref()) {
             return Ok(Self::from_entries(
                 kept.records
@@ -108,9 +109,13 @@ impl Catalog {
         // What is left of the kept manifests are those of files deleted since. Keeping the
         // catalog is only a shortcut for the next load: failing to (a full disk, a cache
         // another process holds) must not fail a command that has its catalog already.
+        // Kept whenever the listing can be vouched for (once per change of `snapshots/`, by
+        // the first command after it settles); right after a change (a backup), only when
+        // many manifests are new to it, so that a run of backups does not each pay a durable
+        // write of the cache for one manifest the next command opens again cheaply.
         let stamp = stamp.filter(|_| complete);
-        let changed = !opened.is_empty() || !kept.records.is_empty();
-        if changed || (stamp.is_some() && !kept.is_current(stamp.as_ref())) {
+        let vouched = stamp.is_some() && !kept.is_current(stamp.as_ref());
+        if vouched || kept_catalog::worth_writing(kept_before, opened.len(), kept.records.len()) {
             let _ = kept_catalog::write(store, stamp.as_ref(), &entries, |id| opened.contains(id));
         }
         Ok(Self::from_entries(entries))
@@ -128,6 +133,11 @@ impl Catalog {
         at_or_before: Option<i64>,
     ) -> Result<Option<SnapshotEntry>> {
         if let Some(found) = kept_catalog::newest(store, at_or_before, |s| filter.matches(s))? {
+            return Ok(found);
+        }
+        if let Some(found) =
+            kept_catalog::newest_listed(store, at_or_before, |s| filter.matches(s))?
+        {
             return Ok(found);
         }
         let catalog = Self::load(store)?;
@@ -287,6 +297,9 @@ impl Catalog {
         paths: &[String],
     ) -> Result<Option<SnapshotEntry>> {
         if let Some(found) = kept_catalog::newest(store, None, parent_test(host, paths))? {
+            return Ok(found);
+        }
+        if let Some(found) = kept_catalog::newest_listed(store, None, parent_test(host, paths))? {
             return Ok(found);
         }
         Ok(Self::load(store)?.parent_for(host, paths).cloned())

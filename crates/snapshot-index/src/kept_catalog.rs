@@ -171,6 +171,21 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Manifests new to the kept catalog (or gone from the repository) that a load tolerates
+/// before it keeps the catalog again when it cannot vouch for the listing (see
+/// [`worth_writing`]), at the least.
+const WRITE_AFTER: usize = 16;
+
+/// Whether a load that found `kept` manifests kept, had to open `opened` others and found
+/// `gone` kept ones no longer listed should keep the catalog again even without a stamp:
+/// when nothing was kept yet, or when the difference passes [`WRITE_AFTER`] or a
+/// thirty-second of the catalog, so that a load opens at most a few percent of the
+/// manifests again.
+pub(crate) fn worth_writing(kept: usize, opened: usize, gone: usize) -> bool {
+    let changed = opened + gone;
+    changed > 0 && (kept == 0 || changed >= WRITE_AFTER.max(kept / 32))
+}
+
 /// The kept catalog, when it is the repository's as listed now ([`Kept::is_current`] without
 /// reading the records): `None` otherwise.
 fn current(store: &ChunkStore) -> Result<Option<()>> {
@@ -224,6 +239,103 @@ pub(crate) fn newest(
         },
     )?;
     Ok(found)
+}
+
+/// [`newest`] for when the kept catalog is not current (right after a backup, or on an
+/// object store): lists `snapshots/`, reads the few manifests new to the kept catalog, and
+/// walks the kept records newest first among the listed ones, so that no more records are
+/// opened than [`newest`] opens. `None` when the kept catalog cannot answer (nothing kept,
+/// many manifests new to it, a record missing or damaged): the caller loads the whole
+/// catalog, which keeps it again. Keeps nothing itself.
+pub(crate) fn newest_listed(
+    store: &ChunkStore,
+    at_or_before: Option<i64>,
+    mut accept: impl FnMut(&Snapshot) -> bool,
+) -> Result<Option<Option<SnapshotEntry>>> {
+    let start = format!("{PREFIX}i/");
+    let end = format!("{PREFIX}i0");
+    let kept: HashSet<String> = store
+        .kept_keys((Bound::Included(&start), Bound::Excluded(&end)))?
+        .into_iter()
+        .filter_map(|key| Some(key.get(key.len().checked_sub(64)?..)?.to_string()))
+        .collect();
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let mut listed = HashSet::new();
+    let mut best: Option<SnapshotEntry> = None;
+    let mut new = 0;
+    for (name, bytes) in store.read_snapshot_files_except(|name| kept.contains(name))? {
+        let bytes = match bytes {
+            None => {
+                listed.insert(name);
+                continue;
+            }
+            Some(Ok(bytes)) => bytes,
+            Some(Err(e)) if e.is_not_found() => continue,
+            Some(Err(e)) => return Err(e.into()),
+        };
+        new += 1;
+        if new >= WRITE_AFTER {
+            return Ok(None);
+        }
+        let id = Snapshot::id_from_name(&name)?;
+        let snapshot = Snapshot::from_bytes(store, &id, &bytes)?;
+        let wanted = at_or_before.is_none_or(|t| snapshot.time_ns <= t) && accept(&snapshot);
+        let key = (snapshot.time_ns, id);
+        if wanted
+            && best
+                .as_ref()
+                .is_none_or(|b| key > (b.snapshot.time_ns, b.id))
+        {
+            best = Some(SnapshotEntry { id, snapshot });
+        }
+    }
+    let start = format!("{PREFIX}t/");
+    let end = match at_or_before {
+        Some(t) => format!("{PREFIX}t/{}/~", time_digits(t)),
+        None => format!("{PREFIX}t0"),
+    };
+    // Kept records older than the best new one cannot win.
+    let floor = best
+        .as_ref()
+        .map(|b| time_key(b.snapshot.time_ns, &b.id))
+        .unwrap_or_default();
+    let mut usable = true;
+    store.scan_kept_values(
+        (Bound::Included(&start), Bound::Excluded(&end)),
+        true,
+        |key, _| {
+            if key < floor.as_str() {
+                return Ok(false);
+            }
+            let Some(id_hex) = key.get(key.len().saturating_sub(64)..) else {
+                usable = false;
+                return Ok(false);
+            };
+            if !listed.contains(id_hex) {
+                // Deleted since it was kept.
+                return Ok(true);
+            }
+            let Some(snapshot) = store
+                .kept_value(&format!("{PREFIX}i/{id_hex}"))?
+                .as_deref()
+                .and_then(decode_record)
+            else {
+                usable = false;
+                return Ok(false);
+            };
+            if accept(&snapshot) {
+                match id_hex.parse() {
+                    Ok(id) => best = Some(SnapshotEntry { id, snapshot }),
+                    Err(_) => usable = false,
+                }
+                return Ok(false);
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(usable.then_some(best))
 }
 
 /// The snapshots whose ids start with `prefix` (lowercase hex digits), from the kept catalog
@@ -301,6 +413,20 @@ mod tests {
             .map(|t| snapshot(tree, t).save(&store).unwrap())
             .collect();
         (cache, store, tree, ids)
+    }
+
+    #[test]
+    fn without_a_stamp_the_catalog_is_kept_when_new_or_far_behind() {
+        use super::worth_writing;
+        assert!(!worth_writing(0, 0, 0));
+        assert!(worth_writing(0, 1, 0));
+        assert!(!worth_writing(10, 1, 0));
+        assert!(!worth_writing(10, 8, 7));
+        assert!(worth_writing(10, 8, 8));
+        assert!(worth_writing(10, 0, 16));
+        assert!(!worth_writing(3_200, 99, 0));
+        assert!(worth_writing(3_200, 100, 0));
+        assert!(!worth_writing(3_200, 0, 0));
     }
 
     #[test]
