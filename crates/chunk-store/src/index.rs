@@ -511,16 +511,34 @@ impl Index {
             .map(|v| v.value().to_vec()))
     }
 
-    /// Records `stamp` as that of a listing of `index/` whose every file is absorbed.
-    pub(crate) fn set_index_listing_stamp(&self, stamp: &[u8]) -> Result<()> {
+    /// Records `stamp` as that of the listing `listed` of `index/`, if every file listed is
+    /// recorded as absorbed when the transaction runs (another process may have emptied the
+    /// index since this one absorbed them): returns whether it was recorded.
+    pub(crate) fn set_index_listing_stamp(&self, stamp: &[u8], listed: &[String]) -> Result<bool> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut table = txn.open_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
-            table
-                .insert(INDEX_LISTING, stamp)
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+        let recorded = {
+            let absorbed = txn.open_table(INDEX_FILES).map_err(|e| self.err(e))?;
+            let mut all = true;
+            for name in listed {
+                if absorbed
+                    .get(name.as_str())
+                    .map_err(|e| self.err(e))?
+                    .is_none()
+                {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                let mut table = txn.open_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
+                table
+                    .insert(INDEX_LISTING, stamp)
+                    .map_err(|e| self.err(e))?;
+            }
+            all
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(recorded)
     }
 
     /// The kept values (as stored, sealed) whose keys lie in `range`, in key order or
@@ -698,6 +716,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_listing_stamp_is_recorded_only_over_every_listed_file_absorbed() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let index = Index::open(&dir.path().join("index.redb"), &[1; 32]).expect("an index");
+        let listed = vec!["a".to_string(), "b".to_string()];
+        index.absorb(&["a"], &packs(0, 1)).expect("absorbed");
+        // "b" is not absorbed (yet, or another process emptied the index meanwhile).
+        assert!(
+            !index
+                .set_index_listing_stamp(b"s1", &listed)
+                .expect("a write")
+        );
+        assert_eq!(index.index_listing_stamp().expect("a read"), None);
+        index.absorb(&["b"], &packs(1, 1)).expect("absorbed");
+        assert!(
+            index
+                .set_index_listing_stamp(b"s1", &listed)
+                .expect("a write")
+        );
+        assert_eq!(
+            index.index_listing_stamp().expect("a read").as_deref(),
+            Some(&b"s1"[..])
+        );
+        // Emptying the index drops the stamp with what it vouched for.
+        index.clear().expect("cleared");
+        assert_eq!(index.index_listing_stamp().expect("a read"), None);
+        assert!(
+            !index
+                .set_index_listing_stamp(b"s1", &listed)
+                .expect("a write")
+        );
     }
 
     #[test]

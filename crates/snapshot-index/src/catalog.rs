@@ -109,13 +109,15 @@ impl Catalog {
         // What is left of the kept manifests are those of files deleted since. Keeping the
         // catalog is only a shortcut for the next load: failing to (a full disk, a cache
         // another process holds) must not fail a command that has its catalog already.
-        // Kept whenever the listing can be vouched for (once per change of `snapshots/`, by
-        // the first command after it settles); right after a change (a backup), only when
-        // many manifests are new to it, so that a run of backups does not each pay a durable
+        // Kept whenever the listing can be vouched for (the kept stamp is not current, or
+        // the load would have returned above): once per change of `snapshots/`, by the
+        // first load after it settles. Right after a change (a backup), only when many
+        // manifests are new to it, so that a run of backups does not each pay a durable
         // write of the cache for one manifest the next command opens again cheaply.
         let stamp = stamp.filter(|_| complete);
-        let vouched = stamp.is_some() && !kept.is_current(stamp.as_ref());
-        if vouched || kept_catalog::worth_writing(kept_before, opened.len(), kept.records.len()) {
+        if stamp.is_some()
+            || kept_catalog::worth_writing(kept_before, opened.len(), kept.records.len())
+        {
             let _ = kept_catalog::write(store, stamp.as_ref(), &entries, |id| opened.contains(id));
         }
         Ok(Self::from_entries(entries))

@@ -100,6 +100,9 @@ impl Kept {
 pub(crate) fn read(store: &ChunkStore) -> Result<Kept> {
     let mut kept = Kept::default();
     let mut whole = true;
+    // Read before and after the records (separate transactions): a process that keeps the
+    // catalog meanwhile changes or removes it, and then the records are not vouched for.
+    let stamp = store.kept_value(&stamp_key())?;
     let start = format!("{PREFIX}i/");
     let end = format!("{PREFIX}i0");
     store.scan_kept_values(
@@ -115,8 +118,8 @@ pub(crate) fn read(store: &ChunkStore) -> Result<Kept> {
             Ok(true)
         },
     )?;
-    if whole {
-        kept.stamp = store.kept_value(&stamp_key())?;
+    if whole && store.kept_value(&stamp_key())? == stamp {
+        kept.stamp = stamp;
     }
     Ok(kept)
 }
@@ -238,6 +241,10 @@ pub(crate) fn newest(
             Ok(true)
         },
     )?;
+    // Still current after the walk (read in other transactions than the stamp).
+    if current(store)?.is_none() {
+        return Ok(None);
+    }
     Ok(found)
 }
 
@@ -340,7 +347,7 @@ pub(crate) fn newest_listed(
 
 /// The snapshots whose ids start with `prefix` (lowercase hex digits), from the kept catalog
 /// when it is current: the first one found and how many there are, or `None` when the kept
-/// catalog cannot answer and the caller must list. Reads one record.
+/// catalog cannot answer and the caller must list. Opens the records in the prefix's range.
 pub(crate) fn with_prefix(
     store: &ChunkStore,
     prefix: &str,
@@ -368,6 +375,9 @@ pub(crate) fn with_prefix(
             Ok(usable)
         },
     )?;
+    if current(store)?.is_none() {
+        return Ok(None);
+    }
     Ok(usable.then_some((first, count)))
 }
 

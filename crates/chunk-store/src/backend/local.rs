@@ -308,7 +308,11 @@ impl Backend for LocalBackend {
         if matches!(kind, FileKind::Config | FileKind::Pack) {
             return None;
         }
-        let meta = fs::metadata(self.root.join(kind.dir())).ok()?;
+        let dir = self.root.join(kind.dir());
+        if !on_local_file_system(&dir) {
+            return None;
+        }
+        let meta = fs::metadata(&dir).ok()?;
         let modified = meta.modified().ok()?;
         let age = std::time::SystemTime::now().duration_since(modified).ok()?;
         if age < LISTING_SETTLE {
@@ -362,6 +366,48 @@ impl Backend for LocalBackend {
         let path = self.path_of(kind, name)?;
         path.try_exists().map_err(io_err("stat", &path))
     }
+}
+
+/// Whether `dir` is on a file system of this machine's kernel whose folder times change with
+/// every entry added or removed, whoever changes it: not a network or FUSE mount, where
+/// another machine's change may reach this one's view of the folder's times late (NFS caches
+/// them for up to a minute) and a server's clock sets them.
+#[cfg(target_os = "linux")]
+fn on_local_file_system(dir: &Path) -> bool {
+    use nix::sys::statfs::{
+        BTRFS_SUPER_MAGIC, EXT2_SUPER_MAGIC, EXT3_SUPER_MAGIC, EXT4_SUPER_MAGIC, F2FS_SUPER_MAGIC,
+        OVERLAYFS_SUPER_MAGIC, REISERFS_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, statfs,
+    };
+    /// ZFS on Linux, which the libc crate does not name.
+    const ZFS_SUPER_MAGIC: i64 = 0x2fc1_2fc1;
+    /// bcachefs, which the libc crate does not name.
+    const BCACHEFS_SUPER_MAGIC: i64 = 0xca45_1a4e;
+    let Ok(fs) = statfs(dir) else {
+        return false;
+    };
+    let kind = fs.filesystem_type();
+    // The type's width differs between targets (`i64` on x86-64 glibc).
+    #[allow(clippy::unnecessary_cast)]
+    let magic = kind.0 as i64;
+    [
+        EXT4_SUPER_MAGIC,
+        EXT3_SUPER_MAGIC,
+        EXT2_SUPER_MAGIC,
+        XFS_SUPER_MAGIC,
+        BTRFS_SUPER_MAGIC,
+        TMPFS_MAGIC,
+        F2FS_SUPER_MAGIC,
+        REISERFS_SUPER_MAGIC,
+        OVERLAYFS_SUPER_MAGIC,
+    ]
+    .contains(&kind)
+        || [ZFS_SUPER_MAGIC, BCACHEFS_SUPER_MAGIC].contains(&magic)
+}
+
+/// Elsewhere the kind of file system is not told apart: no stamps, every command lists.
+#[cfg(not(target_os = "linux"))]
+fn on_local_file_system(_dir: &Path) -> bool {
+    false
 }
 
 /// Names in a directory, skipping dot-names (files in progress); a missing directory is empty.

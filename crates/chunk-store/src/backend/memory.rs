@@ -72,9 +72,12 @@ impl Backend for MemoryBackend {
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         validate_name(name)?;
-        self.files()
-            .insert((kind, name.to_string()), Arc::new(data.to_vec()));
+        // The count changes under the files' lock, as the file does, so that a stamp never
+        // pairs with a listing it does not describe.
+        let mut files = self.files();
+        files.insert((kind, name.to_string()), Arc::new(data.to_vec()));
         self.changed(kind);
+        drop(files);
         Ok(())
     }
 
@@ -105,14 +108,17 @@ impl Backend for MemoryBackend {
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         validate_name(name)?;
-        if self.files().remove(&(kind, name.to_string())).is_some() {
+        let mut files = self.files();
+        if files.remove(&(kind, name.to_string())).is_some() {
             self.changed(kind);
         }
+        drop(files);
         Ok(())
     }
 
     /// The backend and the number of writes and deletes of `kind` so far: always current.
     fn listing_stamp(&self, kind: FileKind) -> Option<ListingStamp> {
+        let files = self.files();
         let changes = self
             .changes
             .lock()
@@ -120,6 +126,7 @@ impl Backend for MemoryBackend {
             .get(&kind)
             .copied()
             .unwrap_or(0);
+        drop(files);
         let mut bytes = self.id.to_le_bytes().to_vec();
         bytes.extend_from_slice(&changes.to_le_bytes());
         Some(ListingStamp::from_bytes(bytes))
