@@ -56,22 +56,6 @@ pub struct KeptValues<'t, 'i> {
 }
 
 impl KeptValues<'_, '_> {
-    /// The value kept under `key`, opened: `None` when there is none or it no longer opens.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(sealed) = self.table.get(key)? else {
-            return Ok(None);
-        };
-        Ok(self
-            .sealer
-            .open(&sealed, &kept_value_context(key), "kept value", 0)
-            .ok())
-    }
-
-    /// Whether a value is kept under `key` (whether or not it opens).
-    pub fn contains(&self, key: &str) -> Result<bool> {
-        Ok(self.table.get(key)?.is_some())
-    }
-
     /// Every key that starts with `prefix`, in order.
     pub fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         self.table.keys_with_prefix(prefix)

@@ -45,10 +45,6 @@ fn stamp_key() -> String {
     format!("{PREFIX}stamp")
 }
 
-fn record_key(id: &ChunkId) -> String {
-    format!("{PREFIX}i/{}", id.to_hex())
-}
-
 /// Sixteen hex digits that sort as `time_ns` does.
 fn time_digits(time_ns: i64) -> String {
     format!("{:016x}", (time_ns as u64) ^ (1 << 63))
@@ -58,9 +54,38 @@ fn time_key(time_ns: i64, id: &ChunkId) -> String {
     format!("{PREFIX}t/{}/{}", time_digits(time_ns), id.to_hex())
 }
 
+/// The hex id a kept key ends with.
+fn id_hex_of_key(key: &str) -> Option<&str> {
+    key.get(key.len().checked_sub(64)?..)
+}
+
 /// The id a kept key ends with.
 fn id_of_key(key: &str) -> Option<ChunkId> {
-    key.get(key.len().checked_sub(64)?..)?.parse().ok()
+    id_hex_of_key(key)?.parse().ok()
+}
+
+/// The keys of every record (`i/`).
+fn records_range() -> (String, String) {
+    (format!("{PREFIX}i/"), format!("{PREFIX}i0"))
+}
+
+/// The keys of the snapshots taken at or before `at_or_before` (any time when `None`), in the
+/// time order (`t/`).
+fn times_range(at_or_before: Option<i64>) -> (String, String) {
+    // '~' sorts after every hex digit and '/': the bound takes every id at that time.
+    let end = match at_or_before {
+        Some(t) => format!("{PREFIX}t/{}/~", time_digits(t)),
+        None => format!("{PREFIX}t0"),
+    };
+    (format!("{PREFIX}t/"), end)
+}
+
+/// The kept record of the snapshot `id_hex`, or `None` when it is missing or does not open.
+fn kept_record(store: &ChunkStore, id_hex: &str) -> chunk_store::Result<Option<Snapshot>> {
+    Ok(store
+        .kept_value(&format!("{PREFIX}i/{id_hex}"))?
+        .as_deref()
+        .and_then(decode_record))
 }
 
 fn encode_record(snapshot: &Snapshot) -> Result<Vec<u8>> {
@@ -103,8 +128,7 @@ pub(crate) fn read(store: &ChunkStore) -> Result<Kept> {
     // Read before and after the records (separate transactions): a process that keeps the
     // catalog meanwhile changes or removes it, and then the records are not vouched for.
     let stamp = store.kept_value(&stamp_key())?;
-    let start = format!("{PREFIX}i/");
-    let end = format!("{PREFIX}i0");
+    let (start, end) = records_range();
     store.scan_kept_values(
         (Bound::Included(&start), Bound::Excluded(&end)),
         false,
@@ -139,7 +163,7 @@ pub(crate) fn write(
         let mut wanted: HashMap<String, Option<&Snapshot>> =
             HashMap::with_capacity(entries.len() * 2);
         for e in entries {
-            wanted.insert(record_key(&e.id), Some(&e.snapshot));
+            wanted.insert(format!("{PREFIX}i/{}", e.id.to_hex()), Some(&e.snapshot));
             wanted.insert(time_key(e.snapshot.time_ns, &e.id), None);
         }
         let mut present = HashSet::new();
@@ -189,13 +213,13 @@ pub(crate) fn worth_writing(kept: usize, opened: usize, gone: usize) -> bool {
     changed > 0 && (kept == 0 || changed >= WRITE_AFTER.max(kept / 32))
 }
 
-/// The kept catalog, when it is the repository's as listed now ([`Kept::is_current`] without
-/// reading the records): `None` otherwise.
-fn current(store: &ChunkStore) -> Result<Option<()>> {
+/// Whether the kept catalog is the repository's as listed now ([`Kept::is_current`] without
+/// reading the records).
+fn current(store: &ChunkStore) -> Result<bool> {
     let Some(now) = store.listing_stamp(FileKind::Snapshot) else {
-        return Ok(None);
+        return Ok(false);
     };
-    Ok((store.kept_value(&stamp_key())?.as_deref() == Some(now.as_bytes())).then_some(()))
+    Ok(store.kept_value(&stamp_key())?.as_deref() == Some(now.as_bytes()))
 }
 
 /// The newest snapshot taken at or before `at_or_before` (any time when `None`) that
@@ -208,29 +232,20 @@ pub(crate) fn newest(
     at_or_before: Option<i64>,
     mut accept: impl FnMut(&Snapshot) -> bool,
 ) -> Result<Option<Option<SnapshotEntry>>> {
-    if current(store)?.is_none() {
+    if !current(store)? {
         return Ok(None);
     }
-    let start = format!("{PREFIX}t/");
-    // '~' sorts after every hex digit and '/': the bound takes every id at that time.
-    let end = match at_or_before {
-        Some(t) => format!("{PREFIX}t/{}/~", time_digits(t)),
-        None => format!("{PREFIX}t0"),
-    };
+    let (start, end) = times_range(at_or_before);
     let mut found = Some(None);
     store.scan_kept_values(
         (Bound::Included(&start), Bound::Excluded(&end)),
         true,
         |key, _| {
-            let Some(id) = id_of_key(key) else {
+            let Some((id_hex, id)) = id_hex_of_key(key).zip(id_of_key(key)) else {
                 found = None;
                 return Ok(false);
             };
-            let Some(snapshot) = store
-                .kept_value(&record_key(&id))?
-                .as_deref()
-                .and_then(decode_record)
-            else {
+            let Some(snapshot) = kept_record(store, id_hex)? else {
                 found = None;
                 return Ok(false);
             };
@@ -242,7 +257,7 @@ pub(crate) fn newest(
         },
     )?;
     // Still current after the walk (read in other transactions than the stamp).
-    if current(store)?.is_none() {
+    if !current(store)? {
         return Ok(None);
     }
     Ok(found)
@@ -259,12 +274,11 @@ pub(crate) fn newest_listed(
     at_or_before: Option<i64>,
     mut accept: impl FnMut(&Snapshot) -> bool,
 ) -> Result<Option<Option<SnapshotEntry>>> {
-    let start = format!("{PREFIX}i/");
-    let end = format!("{PREFIX}i0");
+    let (start, end) = records_range();
     let kept: HashSet<String> = store
         .kept_keys((Bound::Included(&start), Bound::Excluded(&end)))?
-        .into_iter()
-        .filter_map(|key| Some(key.get(key.len().checked_sub(64)?..)?.to_string()))
+        .iter()
+        .filter_map(|key| Some(id_hex_of_key(key)?.to_string()))
         .collect();
     if kept.is_empty() {
         return Ok(None);
@@ -298,11 +312,7 @@ pub(crate) fn newest_listed(
             best = Some(SnapshotEntry { id, snapshot });
         }
     }
-    let start = format!("{PREFIX}t/");
-    let end = match at_or_before {
-        Some(t) => format!("{PREFIX}t/{}/~", time_digits(t)),
-        None => format!("{PREFIX}t0"),
-    };
+    let (start, end) = times_range(at_or_before);
     // Kept records older than the best new one cannot win.
     let floor = best
         .as_ref()
@@ -316,7 +326,7 @@ pub(crate) fn newest_listed(
             if key < floor.as_str() {
                 return Ok(false);
             }
-            let Some(id_hex) = key.get(key.len().saturating_sub(64)..) else {
+            let Some(id_hex) = id_hex_of_key(key) else {
                 usable = false;
                 return Ok(false);
             };
@@ -324,11 +334,7 @@ pub(crate) fn newest_listed(
                 // Deleted since it was kept.
                 return Ok(true);
             }
-            let Some(snapshot) = store
-                .kept_value(&format!("{PREFIX}i/{id_hex}"))?
-                .as_deref()
-                .and_then(decode_record)
-            else {
+            let Some(snapshot) = kept_record(store, id_hex)? else {
                 usable = false;
                 return Ok(false);
             };
@@ -352,7 +358,7 @@ pub(crate) fn with_prefix(
     store: &ChunkStore,
     prefix: &str,
 ) -> Result<Option<(Option<SnapshotEntry>, usize)>> {
-    if current(store)?.is_none() {
+    if !current(store)? {
         return Ok(None);
     }
     let start = format!("{PREFIX}i/{prefix}");
@@ -375,7 +381,7 @@ pub(crate) fn with_prefix(
             Ok(usable)
         },
     )?;
-    if current(store)?.is_none() {
+    if !current(store)? {
         return Ok(None);
     }
     Ok(usable.then_some((first, count)))
