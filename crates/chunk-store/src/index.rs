@@ -32,7 +32,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
 /// its content), so a copy stays good until the file is deleted.
 const SNAPSHOT_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot-files-v1");
 /// Values the store's callers keep beside the index, sealed with the repository's key
-/// ([`crate::ChunkStore::keep_value`], [`crate::ChunkStore::update_kept_values`]).
+/// ([`crate::ChunkStore::kept_values`], [`crate::ChunkStore::update_kept_values`]).
 const KEPT_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("kept-values-v1");
 /// The stamp of the listing of `index/` whose every file is absorbed, under the key
 /// [`INDEX_LISTING`] ([`crate::Backend::listing_stamp`]); emptied with the blobs.
@@ -431,28 +431,16 @@ impl Index {
         Ok((copies, cached > (hits + skipped) as u64))
     }
 
-    /// The value kept under `key`, as stored (sealed).
-    pub(crate) fn kept_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    /// The kept values as one read transaction sees them: what another process changes
+    /// afterwards is not seen through it.
+    pub(crate) fn kept_reader(&self) -> Result<KeptReader<'_>> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(KEPT_VALUES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(self.err(e)),
         };
-        Ok(table
-            .get(key)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
-    }
-
-    /// Keeps `value` (already sealed) under `key`, in place of any value kept before.
-    pub(crate) fn keep_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut table = txn.open_table(KEPT_VALUES).map_err(|e| self.err(e))?;
-            table.insert(key, value).map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+        Ok(KeptReader { table, index: self })
     }
 
     /// Caches the snapshot files `add` (name, content) and drops every cached one not in
@@ -541,24 +529,58 @@ impl Index {
         Ok(recorded)
     }
 
+    /// Runs `change` on the kept values in one write transaction: what it reads is what its
+    /// writes replace, whatever other processes do meanwhile. Nothing is written when it
+    /// fails.
+    pub(crate) fn update_kept_values<T>(
+        &self,
+        change: impl FnOnce(&mut KeptTable<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let out = {
+            let table = txn.open_table(KEPT_VALUES).map_err(|e| self.err(e))?;
+            change(&mut KeptTable { table, index: self })?
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+}
+
+/// The kept values as one read transaction saw them ([`Index::kept_reader`]); values are as
+/// stored (sealed).
+pub(crate) struct KeptReader<'a> {
+    /// `None` when nothing was ever kept.
+    table: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    index: &'a Index,
+}
+
+impl KeptReader<'_> {
+    /// The value kept under `key`, as stored (sealed).
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(table) = &self.table else {
+            return Ok(None);
+        };
+        Ok(table
+            .get(key)
+            .map_err(|e| self.index.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
     /// The kept values (as stored, sealed) whose keys lie in `range`, in key order or
     /// reversed, handed to `visit` one at a time until it returns `false`.
-    pub(crate) fn scan_kept_values(
+    pub(crate) fn scan(
         &self,
         range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
         reverse: bool,
         mut visit: impl FnMut(&str, &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = match txn.open_table(KEPT_VALUES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(self.err(e)),
+        let Some(table) = &self.table else {
+            return Ok(());
         };
-        let items = table.range::<&str>(range).map_err(|e| self.err(e))?;
+        let items = table.range::<&str>(range).map_err(|e| self.index.err(e))?;
         let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
             let (key, value): (redb::AccessGuard<&str>, redb::AccessGuard<&[u8]>) =
-                item.map_err(|e| self.err(e))?;
+                item.map_err(|e| self.index.err(e))?;
             visit(key.value(), value.value())
         };
         if reverse {
@@ -575,22 +597,6 @@ impl Index {
             }
         }
         Ok(())
-    }
-
-    /// Runs `change` on the kept values in one write transaction: what it reads is what its
-    /// writes replace, whatever other processes do meanwhile. Nothing is written when it
-    /// fails.
-    pub(crate) fn update_kept_values<T>(
-        &self,
-        change: impl FnOnce(&mut KeptTable<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let out = {
-            let table = txn.open_table(KEPT_VALUES).map_err(|e| self.err(e))?;
-            change(&mut KeptTable { table, index: self })?
-        };
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(out)
     }
 }
 

@@ -72,6 +72,6 @@ pub use keys::{KdfParams, KeyInfo, KeyOrigin, MAX_KDF, MasterKey};
 pub use lock_file::LockInfo;
 pub use pack::PackEntry;
 pub use store::{
-    AddOutcome, BlobChecker, BlobLocator, ChunkStore, InitOptions, KeptValues, ListedSnapshotFile,
-    MAX_BLOB_SIZE, MAX_INDEX_FILE_ENTRIES, PackReport,
+    AddOutcome, BlobChecker, BlobLocator, ChunkStore, InitOptions, KeptValues, KeptView,
+    ListedSnapshotFile, MAX_BLOB_SIZE, MAX_INDEX_FILE_ENTRIES, PackReport,
 };

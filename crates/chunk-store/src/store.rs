@@ -79,6 +79,65 @@ impl std::fmt::Debug for KeptValues<'_, '_> {
     }
 }
 
+/// The values kept beside the fast index as one read transaction saw them
+/// ([`ChunkStore::kept_values`]).
+pub struct KeptView<'i> {
+    reader: crate::index::KeptReader<'i>,
+    sealer: &'i Sealer,
+}
+
+impl KeptView<'_> {
+    /// The value kept under `key`, opened: `None` when there is none, or when it no longer
+    /// opens (damaged, or sealed under another key), so that the caller derives it again.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = self.reader.get(key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealer
+            .open(&sealed, &kept_value_context(key), "kept value", 0)
+            .ok())
+    }
+
+    /// The values kept under keys in `range`, in key order or reversed, each opened, handed
+    /// to `visit` with its key until it returns `false`. A value that no longer opens is
+    /// handed over as `None`. Errors are the fast index's own, and `visit`'s.
+    pub fn scan(
+        &self,
+        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
+        reverse: bool,
+        mut visit: impl FnMut(&str, Option<Vec<u8>>) -> Result<bool>,
+    ) -> Result<()> {
+        self.reader.scan(range, reverse, |key, sealed| {
+            let value = self
+                .sealer
+                .open(sealed, &kept_value_context(key), "kept value", 0)
+                .ok();
+            visit(key, value)
+        })
+    }
+
+    /// The keys of the values kept under keys in `range`, in order, without opening the
+    /// values.
+    pub fn keys(
+        &self,
+        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
+    ) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.reader.scan(range, false, |key, _| {
+            keys.push(key.to_string());
+            Ok(true)
+        })?;
+        Ok(keys)
+    }
+}
+
+impl std::fmt::Debug for KeptView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptView").finish_non_exhaustive()
+    }
+}
+
 /// Settings of a new repository.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -1257,68 +1316,26 @@ impl ChunkStore {
             .collect())
     }
 
-    /// Keeps `value` beside the fast index under `key` (in place of any value kept there
-    /// before), sealed with the repository's key: for what a caller derived from the
-    /// repository and would rather not derive again, such as decoded snapshot manifests. A
-    /// kept value is never part of the repository and is lost with the fast index, or when
-    /// the index is used for another repository. In an unencrypted repository the seal is a
-    /// checksum: it catches damage, not a deliberate change by whoever can write the cache.
-    pub fn keep_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        let sealed = self.sealer.seal(value, &kept_value_context(key))?;
-        self.index.keep_value(key, &sealed)
-    }
-
-    /// The value last kept under `key` by [`ChunkStore::keep_value`], opened: `None` when
-    /// there is none, or when it no longer opens (damaged, or sealed under another key), so
-    /// that the caller derives it again. Errors are the fast index's own (it cannot be read).
-    pub fn kept_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(sealed) = self.index.kept_value(key)? else {
-            return Ok(None);
-        };
-        Ok(self
-            .sealer
-            .open(&sealed, &kept_value_context(key), "kept value", 0)
-            .ok())
-    }
-
-    /// The values kept under keys in `range` (see [`ChunkStore::update_kept_values`]), in key
-    /// order or reversed, each opened, handed to `visit` with its key until it returns
-    /// `false`. A value that no longer opens (damaged, or sealed under another key) is handed
-    /// over as `None`. Errors are the fast index's own, and `visit`'s.
-    pub fn scan_kept_values(
-        &self,
-        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
-        reverse: bool,
-        mut visit: impl FnMut(&str, Option<Vec<u8>>) -> Result<bool>,
-    ) -> Result<()> {
-        self.index.scan_kept_values(range, reverse, |key, sealed| {
-            let value = self
-                .sealer
-                .open(sealed, &kept_value_context(key), "kept value", 0)
-                .ok();
-            visit(key, value)
+    /// The values kept beside the fast index ([`ChunkStore::update_kept_values`]) as they
+    /// are now: every read through the view sees the same state, whatever other processes
+    /// keep meanwhile. Errors are the fast index's own.
+    pub fn kept_values(&self) -> Result<KeptView<'_>> {
+        Ok(KeptView {
+            reader: self.index.kept_reader()?,
+            sealer: &self.sealer,
         })
-    }
-
-    /// The keys of the values kept under keys in `range`, in order, without opening the
-    /// values. Errors are the fast index's own.
-    pub fn kept_keys(
-        &self,
-        range: (std::ops::Bound<&str>, std::ops::Bound<&str>),
-    ) -> Result<Vec<String>> {
-        let mut keys = Vec::new();
-        self.index.scan_kept_values(range, false, |key, _| {
-            keys.push(key.to_string());
-            Ok(true)
-        })?;
-        Ok(keys)
     }
 
     /// Runs `change` on the values kept beside the fast index, in one transaction: what it
     /// reads through [`KeptValues`] is what its writes replace, whatever other processes
-    /// change meanwhile, and nothing is written when it fails. Like
-    /// [`ChunkStore::keep_value`], the values are sealed with the repository's key, local, and
-    /// lost with the fast index.
+    /// change meanwhile, and nothing is written when it fails.
+    ///
+    /// Kept values are for what a caller derived from the repository and would rather not
+    /// derive again, such as decoded snapshot manifests. They are sealed with the
+    /// repository's key, open only under the key they were kept under, are never part of the
+    /// repository, and are lost with the fast index or when it is used for another
+    /// repository. In an unencrypted repository the seal is a checksum: it catches damage,
+    /// not a deliberate change by whoever can write the cache.
     pub fn update_kept_values<T>(
         &self,
         change: impl FnOnce(&mut KeptValues<'_, '_>) -> Result<T>,

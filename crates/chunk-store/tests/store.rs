@@ -1029,22 +1029,43 @@ fn kept_values_round_trip_and_stay_with_their_key_and_repository() {
     for encrypted in [true, false] {
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let (cache, store) = init(backend.clone(), encrypted);
-        assert_eq!(store.kept_value("catalog").unwrap(), None);
-        store.keep_value("catalog", b"first").unwrap();
-        store.keep_value("catalog", b"second").unwrap();
-        store.keep_value("other", b"").unwrap();
+        assert_eq!(store.kept_values().unwrap().get("catalog").unwrap(), None);
+        store
+            .update_kept_values(|kept| kept.insert("catalog", b"first"))
+            .unwrap();
+        store
+            .update_kept_values(|kept| kept.insert("catalog", b"second"))
+            .unwrap();
+        store
+            .update_kept_values(|kept| kept.insert("other", b""))
+            .unwrap();
         assert_eq!(
-            store.kept_value("catalog").unwrap().as_deref(),
+            store
+                .kept_values()
+                .unwrap()
+                .get("catalog")
+                .unwrap()
+                .as_deref(),
             Some(&b"second"[..])
         );
         assert_eq!(
-            store.kept_value("other").unwrap().as_deref(),
+            store
+                .kept_values()
+                .unwrap()
+                .get("other")
+                .unwrap()
+                .as_deref(),
             Some(&b""[..])
         );
         drop(store);
         let store = reopen(backend.clone(), &cache);
         assert_eq!(
-            store.kept_value("catalog").unwrap().as_deref(),
+            store
+                .kept_values()
+                .unwrap()
+                .get("catalog")
+                .unwrap()
+                .as_deref(),
             Some(&b"second"[..])
         );
         drop(store);
@@ -1056,16 +1077,62 @@ fn kept_values_round_trip_and_stay_with_their_key_and_repository() {
             cache.path().join("index.redb"),
         )
         .unwrap();
-        assert_eq!(other.kept_value("catalog").unwrap(), None);
+        assert_eq!(other.kept_values().unwrap().get("catalog").unwrap(), None);
     }
+}
+
+#[test]
+fn a_kept_view_sees_the_values_as_they_were_when_it_was_taken() {
+    use std::ops::Bound;
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let (_cache, store) = init(backend, true);
+    store
+        .update_kept_values(|kept| {
+            kept.insert("a/1", b"one")?;
+            kept.insert("a/2", b"two")?;
+            kept.insert("b", b"other")
+        })
+        .unwrap();
+    let view = store.kept_values().unwrap();
+    store
+        .update_kept_values(|kept| {
+            kept.remove("a/1")?;
+            kept.insert("a/3", b"three")?;
+            kept.insert("b", b"changed")
+        })
+        .unwrap();
+    let a = (Bound::Included("a/"), Bound::Excluded("a0"));
+    assert_eq!(view.keys(a).unwrap(), ["a/1", "a/2"]);
+    assert_eq!(view.get("b").unwrap().as_deref(), Some(&b"other"[..]));
+    let mut seen = Vec::new();
+    view.scan(a, true, |key, value| {
+        seen.push((key.to_string(), value));
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("a/2".to_string(), Some(b"two".to_vec())),
+            ("a/1".to_string(), Some(b"one".to_vec()))
+        ]
+    );
+    drop(view);
+    let now = store.kept_values().unwrap();
+    assert_eq!(now.keys(a).unwrap(), ["a/2", "a/3"]);
+    assert_eq!(now.get("b").unwrap().as_deref(), Some(&b"changed"[..]));
 }
 
 #[test]
 fn a_damaged_or_moved_kept_value_reads_as_none() {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let (cache, store) = init(backend.clone(), true);
-    store.keep_value("catalog", b"the catalog").unwrap();
-    store.keep_value("other", b"something else").unwrap();
+    store
+        .update_kept_values(|kept| kept.insert("catalog", b"the catalog"))
+        .unwrap();
+    store
+        .update_kept_values(|kept| kept.insert("other", b"something else"))
+        .unwrap();
     drop(store);
     use redb::ReadableTable;
     const KEPT: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("kept-values-v1");
@@ -1084,10 +1151,15 @@ fn a_damaged_or_moved_kept_value_reads_as_none() {
     txn.commit().unwrap();
     drop(db);
     let store = reopen(backend, &cache);
-    assert_eq!(store.kept_value("catalog").unwrap(), None);
-    assert_eq!(store.kept_value("moved").unwrap(), None);
+    assert_eq!(store.kept_values().unwrap().get("catalog").unwrap(), None);
+    assert_eq!(store.kept_values().unwrap().get("moved").unwrap(), None);
     assert_eq!(
-        store.kept_value("other").unwrap().as_deref(),
+        store
+            .kept_values()
+            .unwrap()
+            .get("other")
+            .unwrap()
+            .as_deref(),
         Some(&b"something else"[..])
     );
 }

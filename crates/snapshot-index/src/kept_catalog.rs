@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
-use chunk_store::{ChunkStore, FileKind, ListingStamp};
+use chunk_store::{ChunkStore, FileKind, KeptView, ListingStamp};
 use chunker::ChunkId;
 
 use crate::catalog::SnapshotEntry;
@@ -81,9 +81,9 @@ fn times_range(at_or_before: Option<i64>) -> (String, String) {
 }
 
 /// The kept record of the snapshot `id_hex`, or `None` when it is missing or does not open.
-fn kept_record(store: &ChunkStore, id_hex: &str) -> chunk_store::Result<Option<Snapshot>> {
-    Ok(store
-        .kept_value(&format!("{PREFIX}i/{id_hex}"))?
+fn kept_record(view: &KeptView<'_>, id_hex: &str) -> chunk_store::Result<Option<Snapshot>> {
+    Ok(view
+        .get(&format!("{PREFIX}i/{id_hex}"))?
         .as_deref()
         .and_then(decode_record))
 }
@@ -125,11 +125,11 @@ impl Kept {
 pub(crate) fn read(store: &ChunkStore) -> Result<Kept> {
     let mut kept = Kept::default();
     let mut whole = true;
-    // Read before and after the records (separate transactions): a process that keeps the
-    // catalog meanwhile changes or removes it, and then the records are not vouched for.
-    let stamp = store.kept_value(&stamp_key())?;
+    // One view: the stamp vouches for the records kept in the same transaction.
+    let view = store.kept_values()?;
+    let stamp = view.get(&stamp_key())?;
     let (start, end) = records_range();
-    store.scan_kept_values(
+    view.scan(
         (Bound::Included(&start), Bound::Excluded(&end)),
         false,
         |key, value| {
@@ -142,7 +142,7 @@ pub(crate) fn read(store: &ChunkStore) -> Result<Kept> {
             Ok(true)
         },
     )?;
-    if whole && store.kept_value(&stamp_key())? == stamp {
+    if whole {
         kept.stamp = stamp;
     }
     Ok(kept)
@@ -213,13 +213,13 @@ pub(crate) fn worth_writing(kept: usize, opened: usize, gone: usize) -> bool {
     changed > 0 && (kept == 0 || changed >= WRITE_AFTER.max(kept / 32))
 }
 
-/// Whether the kept catalog is the repository's as listed now ([`Kept::is_current`] without
-/// reading the records).
-fn current(store: &ChunkStore) -> Result<bool> {
+/// Whether the kept catalog as `view` sees it is the repository's as listed now
+/// ([`Kept::is_current`] without reading the records).
+fn current(store: &ChunkStore, view: &KeptView<'_>) -> Result<bool> {
     let Some(now) = store.listing_stamp(FileKind::Snapshot) else {
         return Ok(false);
     };
-    Ok(store.kept_value(&stamp_key())?.as_deref() == Some(now.as_bytes()))
+    Ok(view.get(&stamp_key())?.as_deref() == Some(now.as_bytes()))
 }
 
 /// The newest snapshot taken at or before `at_or_before` (any time when `None`) that
@@ -232,12 +232,13 @@ pub(crate) fn newest(
     at_or_before: Option<i64>,
     mut accept: impl FnMut(&Snapshot) -> bool,
 ) -> Result<Option<Option<SnapshotEntry>>> {
-    if !current(store)? {
+    let view = store.kept_values()?;
+    if !current(store, &view)? {
         return Ok(None);
     }
     let (start, end) = times_range(at_or_before);
     let mut found = Some(None);
-    store.scan_kept_values(
+    view.scan(
         (Bound::Included(&start), Bound::Excluded(&end)),
         true,
         |key, _| {
@@ -245,7 +246,7 @@ pub(crate) fn newest(
                 found = None;
                 return Ok(false);
             };
-            let Some(snapshot) = kept_record(store, id_hex)? else {
+            let Some(snapshot) = kept_record(&view, id_hex)? else {
                 found = None;
                 return Ok(false);
             };
@@ -256,10 +257,6 @@ pub(crate) fn newest(
             Ok(true)
         },
     )?;
-    // Still current after the walk (read in other transactions than the stamp).
-    if !current(store)? {
-        return Ok(None);
-    }
     Ok(found)
 }
 
@@ -268,15 +265,19 @@ pub(crate) fn newest(
 /// walks the kept records newest first among the listed ones, so that no more records are
 /// opened than [`newest`] opens. `None` when the kept catalog cannot answer (nothing kept,
 /// many manifests new to it, a record missing or damaged): the caller loads the whole
-/// catalog, which keeps it again. Keeps nothing itself.
+/// catalog, which keeps it again. When the backend vouches for the listing, keeps what it
+/// read and forgets what was deleted ([`keep_changes`]), so that the next pick lists nothing.
 pub(crate) fn newest_listed(
     store: &ChunkStore,
     at_or_before: Option<i64>,
     mut accept: impl FnMut(&Snapshot) -> bool,
 ) -> Result<Option<Option<SnapshotEntry>>> {
+    // Taken before the listing, as in `Catalog::load`.
+    let stamp = store.listing_stamp(FileKind::Snapshot);
+    let view = store.kept_values()?;
     let (start, end) = records_range();
-    let kept: HashSet<String> = store
-        .kept_keys((Bound::Included(&start), Bound::Excluded(&end)))?
+    let kept: HashSet<String> = view
+        .keys((Bound::Included(&start), Bound::Excluded(&end)))?
         .iter()
         .filter_map(|key| Some(id_hex_of_key(key)?.to_string()))
         .collect();
@@ -284,8 +285,10 @@ pub(crate) fn newest_listed(
         return Ok(None);
     }
     let mut listed = HashSet::new();
+    let mut fresh = HashSet::new();
+    let mut new = Vec::new();
+    let mut complete = true;
     let mut best: Option<SnapshotEntry> = None;
-    let mut new = 0;
     for (name, bytes) in store.read_snapshot_files_except(|name| kept.contains(name))? {
         let bytes = match bytes {
             None => {
@@ -293,11 +296,14 @@ pub(crate) fn newest_listed(
                 continue;
             }
             Some(Ok(bytes)) => bytes,
-            Some(Err(e)) if e.is_not_found() => continue,
+            Some(Err(e)) if e.is_not_found() => {
+                // Deleted after the listing: the stamp has changed since, too.
+                complete = false;
+                continue;
+            }
             Some(Err(e)) => return Err(e.into()),
         };
-        new += 1;
-        if new >= WRITE_AFTER {
+        if new.len() + 1 >= WRITE_AFTER {
             return Ok(None);
         }
         let id = Snapshot::id_from_name(&name)?;
@@ -309,8 +315,14 @@ pub(crate) fn newest_listed(
                 .as_ref()
                 .is_none_or(|b| key > (b.snapshot.time_ns, b.id))
         {
-            best = Some(SnapshotEntry { id, snapshot });
+            best = Some(SnapshotEntry {
+                id,
+                snapshot: snapshot.clone(),
+            });
         }
+        listed.insert(name.clone());
+        fresh.insert(name);
+        new.push(SnapshotEntry { id, snapshot });
     }
     let (start, end) = times_range(at_or_before);
     // Kept records older than the best new one cannot win.
@@ -319,7 +331,7 @@ pub(crate) fn newest_listed(
         .map(|b| time_key(b.snapshot.time_ns, &b.id))
         .unwrap_or_default();
     let mut usable = true;
-    store.scan_kept_values(
+    view.scan(
         (Bound::Included(&start), Bound::Excluded(&end)),
         true,
         |key, _| {
@@ -330,11 +342,11 @@ pub(crate) fn newest_listed(
                 usable = false;
                 return Ok(false);
             };
-            if !listed.contains(id_hex) {
-                // Deleted since it was kept.
+            if !listed.contains(id_hex) || fresh.contains(id_hex) {
+                // Deleted since it was kept, or new and weighed above.
                 return Ok(true);
             }
-            let Some(snapshot) = kept_record(store, id_hex)? else {
+            let Some(snapshot) = kept_record(&view, id_hex)? else {
                 usable = false;
                 return Ok(false);
             };
@@ -348,49 +360,107 @@ pub(crate) fn newest_listed(
             Ok(true)
         },
     )?;
-    Ok(usable.then_some(best))
+    drop(view);
+    if !usable {
+        return Ok(None);
+    }
+    // Also when nothing was added or deleted: the kept stamp is then an older one (a file
+    // written and deleted since), and the next pick would list again.
+    if let Some(stamp) = stamp.filter(|_| complete) {
+        // Only a shortcut for the next pick: failing to keep it must not fail this one.
+        let _ = keep_changes(store, &stamp, &listed, &new);
+    }
+    Ok(Some(best))
+}
+
+/// Brings the kept catalog to the listing `listed` (every name listed after `stamp` was
+/// taken) without opening the records it keeps: keeps the records of `new` (the listed
+/// manifests it did not keep, read and verified), drops those of files no longer listed, and
+/// keeps `stamp` with them when every listed name then has its record and its time key.
+/// One transaction, so that what another process kept meanwhile is weighed too.
+fn keep_changes(
+    store: &ChunkStore,
+    stamp: &ListingStamp,
+    listed: &HashSet<String>,
+    new: &[SnapshotEntry],
+) -> Result<()> {
+    let mut encoded = Vec::with_capacity(new.len());
+    for e in new {
+        encoded.push((e, encode_record(&e.snapshot)?));
+    }
+    store.update_kept_values(|kept| {
+        let records_prefix = format!("{PREFIX}i/");
+        let times_prefix = format!("{PREFIX}t/");
+        let mut records = HashSet::new();
+        let mut times = HashSet::new();
+        for key in kept.keys_with_prefix(PREFIX)? {
+            let id_hex = id_hex_of_key(&key).filter(|id| listed.contains(*id));
+            let set = if key.starts_with(&records_prefix) {
+                &mut records
+            } else if key.starts_with(&times_prefix) {
+                &mut times
+            } else {
+                // The stamp (written again below when it holds), or a key of no use.
+                kept.remove(&key)?;
+                continue;
+            };
+            match id_hex {
+                Some(id_hex) => {
+                    set.insert(id_hex.to_string());
+                }
+                None => kept.remove(&key)?,
+            }
+        }
+        for (e, record) in &encoded {
+            let id_hex = e.id.to_hex();
+            kept.insert(&format!("{records_prefix}{id_hex}"), record)?;
+            kept.insert(&time_key(e.snapshot.time_ns, &e.id), &[])?;
+            records.insert(id_hex.clone());
+            times.insert(id_hex);
+        }
+        if listed
+            .iter()
+            .all(|name| records.contains(name) && times.contains(name))
+        {
+            kept.insert(&stamp_key(), stamp.as_bytes())?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The snapshots whose ids start with `prefix` (lowercase hex digits), from the kept catalog
 /// when it is current: the first one found and how many there are, or `None` when the kept
-/// catalog cannot answer and the caller must list. Opens the records in the prefix's range.
+/// catalog cannot answer and the caller must list. Opens one record.
 pub(crate) fn with_prefix(
     store: &ChunkStore,
     prefix: &str,
 ) -> Result<Option<(Option<SnapshotEntry>, usize)>> {
-    if !current(store)? {
+    let view = store.kept_values()?;
+    if !current(store, &view)? {
         return Ok(None);
     }
     let start = format!("{PREFIX}i/{prefix}");
     // 'g' sorts after every hex digit.
     let end = format!("{PREFIX}i/{prefix}g");
-    let mut first = None;
-    let mut count = 0;
-    let mut usable = true;
-    store.scan_kept_values(
-        (Bound::Included(&start), Bound::Excluded(&end)),
-        false,
-        |key, value| {
-            count += 1;
-            if first.is_none() {
-                match (id_of_key(key), value.as_deref().and_then(decode_record)) {
-                    (Some(id), Some(snapshot)) => first = Some(SnapshotEntry { id, snapshot }),
-                    _ => usable = false,
-                }
-            }
-            Ok(usable)
-        },
-    )?;
-    if !current(store)? {
-        return Ok(None);
-    }
-    Ok(usable.then_some((first, count)))
+    let keys = view.keys((Bound::Included(&start), Bound::Excluded(&end)))?;
+    let Some(first) = keys.first() else {
+        return Ok(Some((None, 0)));
+    };
+    let entry = match id_hex_of_key(first).zip(id_of_key(first)) {
+        Some((id_hex, id)) => {
+            kept_record(&view, id_hex)?.map(|snapshot| SnapshotEntry { id, snapshot })
+        }
+        None => None,
+    };
+    // A record that does not open: the caller lists.
+    Ok(entry.map(|entry| (Some(entry), keys.len())))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{PREFIX, newest, read, time_digits, with_prefix, write};
+    use super::{PREFIX, newest, newest_listed, read, time_digits, with_prefix, write};
     use crate::catalog::{Catalog, SnapshotEntry};
     use crate::snapshot::{Snapshot, Summary};
     use crate::test_store::memory_store;
@@ -529,5 +599,85 @@ mod tests {
         let kept = read(&store).unwrap();
         assert_eq!(kept.records.len(), 3);
         assert!(kept.stamp.is_some());
+    }
+
+    #[test]
+    fn a_pick_after_a_change_keeps_the_change_when_the_listing_is_vouched_for() {
+        let (_cache, store, tree, ids) = three_snapshots(Some("pw"));
+        Catalog::load(&store).unwrap();
+        let new = snapshot(tree, 4).save(&store).unwrap();
+        store
+            .backend()
+            .delete(FileKind::Snapshot, &ids[1].to_hex())
+            .unwrap();
+        assert!(newest(&store, None, |_| true).unwrap().is_none());
+
+        // The pick lists, opens the new manifest, and keeps it and the deletion under the
+        // stamp: the next pick reads the kept catalog alone.
+        let found = newest_listed(&store, None, |_| true)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, new);
+        let kept = read(&store).unwrap();
+        let mut kept_ids: Vec<_> = kept.records.keys().copied().collect();
+        kept_ids.sort();
+        let mut expected = vec![ids[0], ids[2], new];
+        expected.sort();
+        assert_eq!(kept_ids, expected);
+        assert!(kept.is_current(store.listing_stamp(FileKind::Snapshot).as_ref()));
+        let oldest = newest(&store, Some(2), |_| true).unwrap().unwrap().unwrap();
+        assert_eq!(oldest.id, ids[0], "the deleted snapshot at time 2 is gone");
+        let loaded = Catalog::load(&store).unwrap();
+        assert_eq!(
+            loaded.entries().iter().map(|e| e.id).collect::<Vec<_>>(),
+            [ids[0], ids[2], new]
+        );
+
+        // A file written and deleted changes the stamp and nothing else: the pick keeps the
+        // new stamp.
+        store
+            .backend()
+            .write(FileKind::Snapshot, "scratch", b"x")
+            .unwrap();
+        store
+            .backend()
+            .delete(FileKind::Snapshot, "scratch")
+            .unwrap();
+        assert!(newest(&store, None, |_| true).unwrap().is_none());
+        let found = newest_listed(&store, None, |_| true)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, new);
+        assert!(newest(&store, None, |_| true).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_pick_after_a_change_keeps_no_stamp_over_a_missing_time_key() {
+        let (_cache, store, tree, ids) = three_snapshots(Some("pw"));
+        Catalog::load(&store).unwrap();
+        // Damage: the time key of a listed snapshot is gone, its record is not.
+        store
+            .update_kept_values(|kept| {
+                kept.remove(&format!("{PREFIX}t/{}/{}", time_digits(1), ids[0].to_hex()))
+            })
+            .unwrap();
+        let new = snapshot(tree, 4).save(&store).unwrap();
+        let found = newest_listed(&store, None, |_| true)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, new);
+        let kept = read(&store).unwrap();
+        assert_eq!(kept.records.len(), 4);
+        assert!(
+            kept.stamp.is_none(),
+            "the walks would miss the first snapshot"
+        );
+        // The next load lists, and keeps the catalog whole again.
+        assert_eq!(Catalog::load(&store).unwrap().entries().len(), 4);
+        let oldest = newest(&store, Some(1), |_| true).unwrap().unwrap().unwrap();
+        assert_eq!(oldest.id, ids[0]);
     }
 }

@@ -495,7 +495,9 @@ fn a_tree_the_decoder_would_refuse_is_never_written() {
 fn kept_records(store: &ChunkStore) -> Vec<String> {
     let mut keys = Vec::new();
     store
-        .scan_kept_values((Bound::Unbounded, Bound::Unbounded), false, |key, _| {
+        .kept_values()
+        .unwrap()
+        .scan((Bound::Unbounded, Bound::Unbounded), false, |key, _| {
             if key.starts_with("snapshot-catalog-v2/i/") {
                 keys.push(key.to_string());
             }
@@ -571,14 +573,16 @@ fn the_catalog_kept_beside_the_index_follows_the_repository() {
     .unwrap();
     assert_eq!(Catalog::load(&a).unwrap().entries(), fresh().as_slice());
     let mut opened = 0;
-    a.scan_kept_values((Bound::Unbounded, Bound::Unbounded), false, |key, value| {
-        if damaged.iter().any(|d| d == key) {
-            assert_ne!(value.as_deref(), Some(&b"not a record"[..]), "{key}");
-            opened += 1;
-        }
-        Ok(true)
-    })
-    .unwrap();
+    a.kept_values()
+        .unwrap()
+        .scan((Bound::Unbounded, Bound::Unbounded), false, |key, value| {
+            if damaged.iter().any(|d| d == key) {
+                assert_ne!(value.as_deref(), Some(&b"not a record"[..]), "{key}");
+                opened += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
     assert_eq!(opened, 43);
     drop(a);
     let a = open_store(backend.clone(), &cache_a);
