@@ -218,11 +218,16 @@ struct Walker<'a> {
     repo: &'a Repository,
     /// Blob id → the problem object that makes it unreadable (missing, or every copy bad).
     bad: &'a HashMap<ChunkId, String>,
-    /// Every blob some index file lists.
-    listed: &'a HashMap<ChunkId, Vec<ChunkId>>,
+    /// Every blob some index file lists, and whether a file was found to refer to it. One
+    /// map for what a set of listed blobs and a set of data blobs would hold
+    /// (`docs/benchmarks.md`, "What `check` and `prune` hold per blob").
+    listed: HashMap<ChunkId, bool>,
+    /// Blobs files refer to that no index file lists.
+    unlisted_data: HashSet<ChunkId>,
     clean: HashSet<ChunkId>,
     loaded: HashSet<ChunkId>,
-    data_blobs: HashSet<ChunkId>,
+    /// Distinct blobs files refer to.
+    data_blobs: u64,
     problems: &'a mut Problems,
 }
 
@@ -242,6 +247,15 @@ impl Walker<'_> {
             return Some(MISSING_BLOBS.to_string());
         }
         None
+    }
+
+    /// Counts `id` among the data blobs, once.
+    fn count_data(&mut self, id: &ChunkId) {
+        let new = match self.listed.get_mut(id) {
+            Some(seen) => !std::mem::replace(seen, true),
+            None => self.unlisted_data.insert(*id),
+        };
+        self.data_blobs += u64::from(new);
     }
 
     /// Checks tree `id` at `path` of `snapshot`; whether anything below is damaged.
@@ -276,7 +290,7 @@ impl Walker<'_> {
             match node.kind {
                 NodeKind::File | NodeKind::Hardlink => {
                     for chunk in &node.content {
-                        self.data_blobs.insert(*chunk);
+                        self.count_data(chunk);
                         if let Some(object) = self.blob_problem(chunk) {
                             self.problems.affects(&object, snapshot, &child);
                             damaged = true;
@@ -327,7 +341,6 @@ impl Repository {
 
         // The index files are the durable index: check against them, not the local cache.
         let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
-        let mut listed: HashMap<ChunkId, Vec<ChunkId>> = HashMap::new();
         for name in backend.list(FileKind::Index)? {
             outcome.index_files += 1;
             match store.read_index_file(&name) {
@@ -335,9 +348,6 @@ impl Repository {
                     for pack in file {
                         if packs.contains_key(&pack.pack) {
                             continue;
-                        }
-                        for entry in &pack.blobs {
-                            listed.entry(entry.id).or_default().push(pack.pack);
                         }
                         packs.insert(
                             pack.pack,
@@ -356,6 +366,12 @@ impl Repository {
             }
         }
         outcome.packs = packs.len() as u64;
+        // Sized once: growing it would hold the old table and the new one at once.
+        let mut listed: HashMap<ChunkId, bool> =
+            HashMap::with_capacity(packs.values().map(|l| l.entries.len()).sum());
+        for entry in packs.values().flat_map(|l| &l.entries) {
+            listed.insert(entry.id, false);
+        }
 
         // Locations known to be unreadable: (blob, pack) → problem object.
         let mut bad_locations: HashMap<(ChunkId, ChunkId), String> = HashMap::new();
@@ -471,26 +487,38 @@ impl Repository {
             }
         }
 
-        // A blob is unreadable when every copy of it is.
-        let mut bad: HashMap<ChunkId, String> = HashMap::new();
-        for (id, locations) in &listed {
-            let mut objects = locations
-                .iter()
-                .map(|pack| bad_locations.get(&(*id, *pack)));
-            if let Some(Some(first)) = objects.next()
-                && objects.all(|o| o.is_some())
-            {
-                bad.insert(*id, first.clone());
+        // A blob is unreadable when every copy of it is: count the copies of each blob that
+        // has a bad one, and the bad ones (reported under the first, in pack order).
+        let mut copies: HashMap<ChunkId, (usize, usize, Option<&String>)> = bad_locations
+            .keys()
+            .map(|(id, _)| (*id, (0, 0, None)))
+            .collect();
+        for (pack, listing) in &packs {
+            for entry in &listing.entries {
+                let Some((all, bad, first)) = copies.get_mut(&entry.id) else {
+                    continue;
+                };
+                *all += 1;
+                if let Some(object) = bad_locations.get(&(entry.id, *pack)) {
+                    *bad += 1;
+                    first.get_or_insert(object);
+                }
             }
         }
+        let bad: HashMap<ChunkId, String> = copies
+            .into_iter()
+            .filter(|(_, (all, bad, _))| all == bad)
+            .filter_map(|(id, (_, _, first))| Some((id, first?.clone())))
+            .collect();
 
         let mut walker = Walker {
             repo: self,
             bad: &bad,
-            listed: &listed,
+            listed,
+            unlisted_data: HashSet::new(),
             clean: HashSet::new(),
             loaded: HashSet::new(),
-            data_blobs: HashSet::new(),
+            data_blobs: 0,
             problems: &mut problems,
         };
         for name in snapshot_names {
@@ -519,7 +547,7 @@ impl Repository {
             }
         }
         outcome.trees = walker.loaded.len() as u64;
-        outcome.data_blobs = walker.data_blobs.len() as u64;
+        outcome.data_blobs = walker.data_blobs;
         outcome.errors = problems.into_errors();
         Ok(outcome)
     }

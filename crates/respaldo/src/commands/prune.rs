@@ -101,12 +101,22 @@ enum Fate {
     Missing,
 }
 
-/// Every blob reachable from `catalog`: trees and data.
-fn reachable(repo: &Repository, catalog: &Catalog) -> Result<HashSet<ChunkId>> {
-    let mut used = HashSet::new();
+/// Every blob reachable from the remaining snapshots (trees and data), each with the pack
+/// its copy is kept from: that pack's position among the listed packs (in id order), or
+/// [`UNPLACED`] until one is chosen. One map for both, rather than a set and a map, halves
+/// what prune holds per blob (`docs/benchmarks.md`, "What `check` and `prune` hold per
+/// blob").
+type Placements = HashMap<ChunkId, u32>;
+
+/// A reachable blob whose copy is not chosen yet.
+const UNPLACED: u32 = u32::MAX;
+
+/// Every blob reachable from `catalog` (trees and data), unplaced.
+fn reachable(repo: &Repository, catalog: &Catalog) -> Result<Placements> {
+    let mut used = Placements::new();
     let mut stack: Vec<ChunkId> = catalog.entries().iter().map(|e| e.snapshot.tree).collect();
     while let Some(tree) = stack.pop() {
-        if !used.insert(tree) {
+        if used.insert(tree, UNPLACED).is_some() {
             continue;
         }
         let loaded = Tree::load(repo.store(), &tree).map_err(|e| {
@@ -124,7 +134,9 @@ fn reachable(repo: &Repository, catalog: &Catalog) -> Result<HashSet<ChunkId>> {
         })?;
         for node in loaded.into_nodes() {
             match node.kind {
-                NodeKind::File | NodeKind::Hardlink => used.extend(node.content),
+                NodeKind::File | NodeKind::Hardlink => {
+                    used.extend(node.content.into_iter().map(|id| (id, UNPLACED)));
+                }
                 NodeKind::Dir => stack.extend(node.subtree),
                 _ => {}
             }
@@ -171,7 +183,7 @@ impl Repository {
             ))
         })?;
         outcome.snapshots = catalog.entries().len() as u64;
-        let used = reachable(self, &catalog)?;
+        let mut used = reachable(self, &catalog)?;
         outcome.blobs_used = used.len() as u64;
 
         let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
@@ -201,39 +213,59 @@ impl Repository {
         // blobs and then the fewest others, so that duplicates (two backups stored the same
         // blob at once; a prune killed after repacking) go first, and a pack that would be
         // kept whole keeps its copies.
-        let mut reachable_in: HashMap<ChunkId, (usize, std::cmp::Reverse<usize>)> = HashMap::new();
-        for (pack, listed) in &packs {
-            if on_backend.contains(&pack.to_hex()) {
-                let n = listed
-                    .entries
-                    .iter()
-                    .filter(|e| used.contains(&e.id))
-                    .count();
-                let others = listed.entries.len() - n;
-                reachable_in.insert(*pack, (n, std::cmp::Reverse(others)));
-            }
+        if packs.len() >= UNPLACED as usize {
+            return Err(Error::invalid(format!(
+                "prune stopped before changing anything: the index files list {} packs, more \
+                 than prune can plan for at once",
+                packs.len()
+            )));
         }
-        let mut keep_copy: HashMap<ChunkId, ChunkId> = HashMap::new();
-        for (pack, listed) in &packs {
-            let Some(&score) = reachable_in.get(pack) else {
+        // Each pack's position in `packs` (id order): what a placement names.
+        let positions: HashMap<ChunkId, u32> = packs
+            .keys()
+            .zip(0..)
+            .map(|(pack, position)| (*pack, position))
+            .collect();
+        let scores: Vec<Option<(usize, std::cmp::Reverse<usize>)>> = packs
+            .iter()
+            .map(|(pack, listed)| {
+                on_backend.contains(&pack.to_hex()).then(|| {
+                    let n = listed
+                        .entries
+                        .iter()
+                        .filter(|e| used.contains_key(&e.id))
+                        .count();
+                    (n, std::cmp::Reverse(listed.entries.len() - n))
+                })
+            })
+            .collect();
+        for ((listed, score), position) in packs.values().zip(&scores).zip(0u32..) {
+            let Some(score) = score else {
                 continue;
             };
-            for entry in listed.entries.iter().filter(|e| used.contains(&e.id)) {
-                let better = keep_copy
-                    .get(&entry.id)
-                    .is_none_or(|current| reachable_in[current] < score);
+            for entry in &listed.entries {
+                let Some(slot) = used.get_mut(&entry.id) else {
+                    continue;
+                };
+                let better = *slot == UNPLACED
+                    || scores[*slot as usize].is_some_and(|current| current < *score);
                 if better {
-                    keep_copy.insert(entry.id, *pack);
+                    *slot = position;
                 }
             }
         }
-        if let Some(lost) = used.iter().find(|id| !keep_copy.contains_key(id)) {
+        if let Some((lost, _)) = used.iter().find(|(_, slot)| **slot == UNPLACED) {
             return Err(Error::invalid(format!(
                 "prune stopped before changing anything: blob {lost}, which a snapshot needs, \
                  is in no pack of the repository; run `respaldo check` to see what it \
                  affects, then `respaldo repair index` or `respaldo repair snapshots`"
             )));
         }
+        // Whether `entry`'s copy in `pack` is the one kept.
+        let kept_in = |entry: &PackEntry, pack: &ChunkId| {
+            used.get(&entry.id)
+                .is_some_and(|slot| Some(slot) == positions.get(pack))
+        };
 
         let mut fates: BTreeMap<ChunkId, Fate> = BTreeMap::new();
         let mut unused_blobs = HashSet::new();
@@ -245,10 +277,10 @@ impl Repository {
             let (mut kept_bytes, mut total_bytes, mut kept) = (0u64, 0u64, 0usize);
             for entry in &listed.entries {
                 total_bytes += u64::from(entry.length);
-                if keep_copy.get(&entry.id) == Some(pack) {
+                if kept_in(entry, pack) {
                     kept_bytes += u64::from(entry.length);
                     kept += 1;
-                } else if !used.contains(&entry.id) {
+                } else if !used.contains_key(&entry.id) {
                     unused_blobs.insert(entry.id);
                 }
             }
@@ -286,7 +318,7 @@ impl Repository {
                     outcome.packs_repacked += 1;
                     outcome.bytes_deleted += size;
                     for entry in &packs[pack].entries {
-                        if keep_copy.get(&entry.id) == Some(pack) {
+                        if kept_in(entry, pack) {
                             outcome.blobs_repacked += 1;
                             outcome.bytes_repacked += u64::from(entry.length);
                         }
@@ -341,7 +373,7 @@ impl Repository {
         for pack in &repack {
             let bytes = store.read_pack(pack)?;
             for entry in &packs[pack].entries {
-                if keep_copy.get(&entry.id) != Some(pack) {
+                if !kept_in(entry, pack) {
                     continue;
                 }
                 let sealed = entry.sealed_in(&bytes).ok_or_else(|| {
