@@ -608,6 +608,15 @@ pub(crate) struct KeptTable<'a> {
 }
 
 impl KeptTable<'_> {
+    /// The value kept under `key`, as stored (sealed).
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .get(key)
+            .map_err(|e| self.index.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
     /// Every key that starts with `prefix`, in order.
     pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();

@@ -56,6 +56,17 @@ pub struct KeptValues<'t, 'i> {
 }
 
 impl KeptValues<'_, '_> {
+    /// The value kept under `key`, opened, as [`KeptView::get`] gives it.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = self.table.get(key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealer
+            .open(&sealed, &kept_value_context(key), "kept value", 0)
+            .ok())
+    }
+
     /// Every key that starts with `prefix`, in order.
     pub fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         self.table.keys_with_prefix(prefix)

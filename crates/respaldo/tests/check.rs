@@ -49,7 +49,8 @@ fn a_blob_with_one_good_copy_is_readable_and_one_with_none_is_not() {
     let shared = pseudo_random(40_000, 1);
     let other = pseudo_random(30_000, 2);
     let root = vec![
-        file(&repo, "twice", &[&shared]),
+        // The shared blob twice in one file: counted once.
+        file(&repo, "twice", &[&shared, &shared]),
         file(&repo, "once", &[&other]),
     ];
     let taken = snapshot(&repo, root, 1);

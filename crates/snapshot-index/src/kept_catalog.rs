@@ -275,6 +275,7 @@ pub(crate) fn newest_listed(
     // Taken before the listing, as in `Catalog::load`.
     let stamp = store.listing_stamp(FileKind::Snapshot);
     let view = store.kept_values()?;
+    let kept_stamp = view.get(&stamp_key())?;
     let (start, end) = records_range();
     let kept: HashSet<String> = view
         .keys((Bound::Included(&start), Bound::Excluded(&end)))?
@@ -365,30 +366,43 @@ pub(crate) fn newest_listed(
         return Ok(None);
     }
     // Also when nothing was added or deleted: the kept stamp is then an older one (a file
-    // written and deleted since), and the next pick would list again.
+    // written and deleted since) or none, and the next pick would list again.
     if let Some(stamp) = stamp.filter(|_| complete) {
-        // Only a shortcut for the next pick: failing to keep it must not fail this one.
-        let _ = keep_changes(store, &stamp, &listed, &new);
+        // Only a shortcut for the next pick: failing to write it must not fail this one. A
+        // kept catalog that cannot be vouched for once its changes are in (a time key
+        // missing) is left to a whole load, which keeps it again: otherwise every pick
+        // would list and write.
+        if let Ok(false) = keep_changes(store, &stamp, kept_stamp.as_deref(), &listed, &new) {
+            return Ok(None);
+        }
     }
     Ok(Some(best))
 }
 
 /// Brings the kept catalog to the listing `listed` (every name listed after `stamp` was
 /// taken) without opening the records it keeps: keeps the records of `new` (the listed
-/// manifests it did not keep, read and verified), drops those of files no longer listed, and
-/// keeps `stamp` with them when every listed name then has its record and its time key.
-/// One transaction, so that what another process kept meanwhile is weighed too.
+/// manifests it did not keep, read and verified), drops those of files no longer listed,
+/// and removes the kept stamp; then keeps `stamp` when every listed name has a record key
+/// and a time key (the records themselves are not opened: one that does not open makes the
+/// next pick or load list, and the load keeps it again). Changes nothing when the kept
+/// stamp is no longer `kept_stamp` (the one seen before the listing): another process kept
+/// the catalog meanwhile, perhaps under a newer listing. One transaction. Returns `false`
+/// when it changed the records but could not keep the stamp.
 fn keep_changes(
     store: &ChunkStore,
     stamp: &ListingStamp,
+    kept_stamp: Option<&[u8]>,
     listed: &HashSet<String>,
     new: &[SnapshotEntry],
-) -> Result<()> {
+) -> Result<bool> {
     let mut encoded = Vec::with_capacity(new.len());
     for e in new {
         encoded.push((e, encode_record(&e.snapshot)?));
     }
-    store.update_kept_values(|kept| {
+    Ok(store.update_kept_values(|kept| {
+        if kept.get(&stamp_key())?.as_deref() != kept_stamp {
+            return Ok(true);
+        }
         let records_prefix = format!("{PREFIX}i/");
         let times_prefix = format!("{PREFIX}t/");
         let mut records = HashSet::new();
@@ -418,15 +432,14 @@ fn keep_changes(
             records.insert(id_hex.clone());
             times.insert(id_hex);
         }
-        if listed
+        let whole = listed
             .iter()
-            .all(|name| records.contains(name) && times.contains(name))
-        {
+            .all(|name| records.contains(name) && times.contains(name));
+        if whole {
             kept.insert(&stamp_key(), stamp.as_bytes())?;
         }
-        Ok(())
-    })?;
-    Ok(())
+        Ok(whole)
+    })?)
 }
 
 /// The snapshots whose ids start with `prefix` (lowercase hex digits), from the kept catalog
@@ -654,6 +667,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pick_after_a_change_leaves_a_catalog_kept_meanwhile_alone() {
+        let (_cache, store, tree, _) = three_snapshots(Some("pw"));
+        Catalog::load(&store).unwrap();
+        snapshot(tree, 4).save(&store).unwrap();
+        // Another process keeps the catalog (under the stamp of its own listing) after this
+        // pick read the kept stamp: what the pick would write is not kept.
+        let seen = read(&store).unwrap().stamp;
+        let stamp = store.listing_stamp(FileKind::Snapshot).unwrap();
+        let other = Catalog::load(&store).unwrap();
+        let newer = read(&store).unwrap();
+        assert_ne!(newer.stamp, seen);
+        let wrote = super::keep_changes(&store, &stamp, seen.as_deref(), &Default::default(), &[]);
+        assert!(wrote.unwrap());
+        let after = read(&store).unwrap();
+        assert_eq!(after.stamp, newer.stamp);
+        assert_eq!(after.records.len(), other.entries().len());
+    }
+
+    #[test]
     fn a_pick_after_a_change_keeps_no_stamp_over_a_missing_time_key() {
         let (_cache, store, tree, ids) = three_snapshots(Some("pw"));
         Catalog::load(&store).unwrap();
@@ -664,19 +696,19 @@ mod tests {
             })
             .unwrap();
         let new = snapshot(tree, 4).save(&store).unwrap();
-        let found = newest_listed(&store, None, |_| true)
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(found.id, new);
+        // The pick keeps the new record but not the stamp, and leaves the answer to a load.
+        assert!(newest_listed(&store, None, |_| true).unwrap().is_none());
         let kept = read(&store).unwrap();
         assert_eq!(kept.records.len(), 4);
         assert!(
             kept.stamp.is_none(),
             "the walks would miss the first snapshot"
         );
-        // The next load lists, and keeps the catalog whole again.
-        assert_eq!(Catalog::load(&store).unwrap().entries().len(), 4);
+        // Which the catalog's pick then does, keeping the catalog whole again.
+        let found = Catalog::find_newest(&store, &Default::default(), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, new);
         let oldest = newest(&store, Some(1), |_| true).unwrap().unwrap().unwrap();
         assert_eq!(oldest.id, ids[0]);
     }
