@@ -44,6 +44,14 @@ fn kept_value_context(key: &str) -> Vec<u8> {
     [b"RSPLKEPT ".as_slice(), key.as_bytes()].concat()
 }
 
+/// The kept value `sealed` (kept under `key`), opened: `None` when it does not open (damaged,
+/// or sealed under another key), so that the caller derives it again.
+fn open_kept_value(sealer: &Sealer, key: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    sealer
+        .open(sealed, &kept_value_context(key), "kept value", 0)
+        .ok()
+}
+
 /// A snapshot file as [`ChunkStore::read_snapshot_files_except`] lists it: its name, then its
 /// content or the error reading it gave, or `None` for a file the caller said it knew.
 pub type ListedSnapshotFile = (String, Option<Result<Vec<u8>>>);
@@ -58,13 +66,10 @@ pub struct KeptValues<'t, 'i> {
 impl KeptValues<'_, '_> {
     /// The value kept under `key`, opened, as [`KeptView::get`] gives it.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(sealed) = self.table.get(key)? else {
-            return Ok(None);
-        };
         Ok(self
-            .sealer
-            .open(&sealed, &kept_value_context(key), "kept value", 0)
-            .ok())
+            .table
+            .get(key)?
+            .and_then(|sealed| open_kept_value(self.sealer, key, &sealed)))
     }
 
     /// Every key that starts with `prefix`, in order.
@@ -101,13 +106,10 @@ impl KeptView<'_> {
     /// The value kept under `key`, opened: `None` when there is none, or when it no longer
     /// opens (damaged, or sealed under another key), so that the caller derives it again.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(sealed) = self.reader.get(key)? else {
-            return Ok(None);
-        };
         Ok(self
-            .sealer
-            .open(&sealed, &kept_value_context(key), "kept value", 0)
-            .ok())
+            .reader
+            .get(key)?
+            .and_then(|sealed| open_kept_value(self.sealer, key, &sealed)))
     }
 
     /// The values kept under keys in `range`, in key order or reversed, each opened, handed
@@ -120,11 +122,7 @@ impl KeptView<'_> {
         mut visit: impl FnMut(&str, Option<Vec<u8>>) -> Result<bool>,
     ) -> Result<()> {
         self.reader.scan(range, reverse, |key, sealed| {
-            let value = self
-                .sealer
-                .open(sealed, &kept_value_context(key), "kept value", 0)
-                .ok();
-            visit(key, value)
+            visit(key, open_kept_value(self.sealer, key, sealed))
         })
     }
 
