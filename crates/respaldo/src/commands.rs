@@ -8,6 +8,7 @@ pub(crate) mod diff;
 pub(crate) mod dump;
 pub(crate) mod forget;
 pub(crate) mod key;
+pub(crate) mod listed_blobs;
 pub(crate) mod ls;
 pub(crate) mod prune;
 pub(crate) mod repair;

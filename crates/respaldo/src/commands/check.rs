@@ -11,10 +11,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
-use chunk_store::{ChunkId, FileKind, PackEntry};
+use chunk_store::{ChunkId, FileKind};
 use rayon::prelude::*;
 use snapshot_index::{NodeKind, Snapshot, Tree};
 
+use crate::commands::listed_blobs::{ListedBlobs, ListedBlobsBuilder};
 use crate::error::{Error, Result};
 use crate::events::Operation;
 use crate::progress::Progress;
@@ -195,13 +196,6 @@ impl Problems {
     }
 }
 
-/// A pack as the index files list it.
-struct Listed {
-    size: u64,
-    entries: Vec<PackEntry>,
-    index_file: String,
-}
-
 /// What to do about a pack that is lost or damaged.
 const REPAIR_LOST: &str = "Run `respaldo repair index` (it lists only the packs that exist), then \
                            `respaldo repair snapshots` (snapshots without the files that need them)";
@@ -213,31 +207,39 @@ const REPAIR_DAMAGED: &str = "Run `respaldo repair index --read-data` (it moves 
 /// The object a missing blob is reported under.
 const MISSING_BLOBS: &str = "missing blobs";
 
+/// Flag of a blob's first copy: a file refers to the blob.
+const REFERRED: u8 = 1;
+/// Flag of a tree's first copy: the tree was loaded.
+const LOADED: u8 = 2;
+/// Flag of a tree's first copy: nothing below the tree is damaged.
+const CLEAN: u8 = 4;
+/// Flag of a copy: it cannot be read (its pack is missing or damaged, or the copy is).
+const BAD: u8 = 8;
+
 /// Walks the trees of every snapshot, skipping subtrees already found clean.
 struct Walker<'a> {
     repo: &'a Repository,
-    /// Blob id → the problem object that makes it unreadable (missing, or every copy bad).
-    bad: &'a HashMap<ChunkId, String>,
-    /// Every blob some index file lists, and whether a file was found to refer to it. One
-    /// map for what a set of listed blobs and a set of data blobs would hold
-    /// (`docs/benchmarks.md`, "What `check` and `prune` hold per blob").
-    listed: HashMap<ChunkId, bool>,
+    /// Every copy the index files list.
+    listed: &'a ListedBlobs,
+    /// One byte per copy: [`REFERRED`], [`LOADED`] and [`CLEAN`] on a blob's first copy,
+    /// [`BAD`] on each copy that cannot be read. Flags rather than sets of blobs beside the
+    /// table (`docs/benchmarks.md`, "What `check` and `prune` hold per blob").
+    flags: Vec<u8>,
     /// Blobs files refer to that no index file lists.
     unlisted_data: HashSet<ChunkId>,
-    clean: HashSet<ChunkId>,
-    loaded: HashSet<ChunkId>,
+    /// Distinct trees loaded.
+    trees: u64,
     /// Distinct blobs files refer to.
     data_blobs: u64,
     problems: &'a mut Problems,
 }
 
 impl Walker<'_> {
-    /// Why blob `id` cannot be read, if it cannot: the problem object it is reported under.
+    /// Why blob `id` cannot be read, if it cannot: the problem object it is reported under
+    /// (the first pack, in id order, when every copy is bad).
     fn blob_problem(&mut self, id: &ChunkId) -> Option<String> {
-        if let Some(object) = self.bad.get(id) {
-            return Some(object.clone());
-        }
-        if !self.listed.contains_key(id) {
+        let copies = self.listed.copies_of(id);
+        if copies.is_empty() {
             self.problems.error(
                 MISSING_BLOBS,
                 "blobs that snapshots refer to are listed by no index file: if a pack holds \
@@ -246,21 +248,42 @@ impl Walker<'_> {
             );
             return Some(MISSING_BLOBS.to_string());
         }
+        if self.flags[copies.clone()].iter().all(|f| f & BAD != 0) {
+            let pack = &self.listed.packs()[self.listed.copies()[copies.start].pack as usize];
+            return Some(FileKind::Pack.display_path(&pack.id.to_hex()));
+        }
         None
     }
 
-    /// Counts `id` among the data blobs, once.
-    fn count_data(&mut self, id: &ChunkId) {
-        let new = match self.listed.get_mut(id) {
-            Some(seen) => !std::mem::replace(seen, true),
-            None => self.unlisted_data.insert(*id),
-        };
-        self.data_blobs += u64::from(new);
+    /// The flags of blob `id`'s first copy, if an index file lists it.
+    fn first_flags(&mut self, id: &ChunkId) -> Option<&mut u8> {
+        let copies = self.listed.copies_of(id);
+        self.flags
+            .get_mut(copies.start)
+            .filter(|_| !copies.is_empty())
+    }
+
+    /// Counts data blob `id` once among those files refer to, and says why it cannot be read,
+    /// if it cannot (as [`Walker::blob_problem`]).
+    fn data_blob(&mut self, id: &ChunkId) -> Option<String> {
+        let copies = self.listed.copies_of(id);
+        if copies.is_empty() {
+            self.data_blobs += u64::from(self.unlisted_data.insert(*id));
+            return self.blob_problem(id);
+        }
+        let flags = &mut self.flags[copies.start];
+        self.data_blobs += u64::from(*flags & REFERRED == 0);
+        *flags |= REFERRED;
+        // Most blobs have one copy, and it is readable: no second lookup for them.
+        if self.flags[copies].iter().all(|f| f & BAD == 0) {
+            return None;
+        }
+        self.blob_problem(id)
     }
 
     /// Checks tree `id` at `path` of `snapshot`; whether anything below is damaged.
     fn tree(&mut self, snapshot: ChunkId, id: ChunkId, path: &str) -> bool {
-        if self.clean.contains(&id) {
+        if self.first_flags(&id).is_some_and(|f| *f & CLEAN != 0) {
             return false;
         }
         let shown = if path.is_empty() { "/" } else { path };
@@ -283,15 +306,20 @@ impl Walker<'_> {
                 return true;
             }
         };
-        self.loaded.insert(id);
+        // Listed: `blob_problem` found it.
+        let first_load = self.first_flags(&id).is_some_and(|flags| {
+            let first = *flags & LOADED == 0;
+            *flags |= LOADED;
+            first
+        });
+        self.trees += u64::from(first_load);
         let mut damaged = false;
         for node in tree.nodes() {
             let child = format!("{path}/{}", String::from_utf8_lossy(&node.name));
             match node.kind {
                 NodeKind::File | NodeKind::Hardlink => {
                     for chunk in &node.content {
-                        self.count_data(chunk);
-                        if let Some(object) = self.blob_problem(chunk) {
+                        if let Some(object) = self.data_blob(chunk) {
                             self.problems.affects(&object, snapshot, &child);
                             damaged = true;
                         }
@@ -306,8 +334,8 @@ impl Walker<'_> {
                 _ => {}
             }
         }
-        if !damaged {
-            self.clean.insert(id);
+        if !damaged && let Some(flags) = self.first_flags(&id) {
+            *flags |= CLEAN;
         }
         damaged
     }
@@ -340,45 +368,31 @@ impl Repository {
         let snapshot_names = backend.list(FileKind::Snapshot)?;
 
         // The index files are the durable index: check against them, not the local cache.
-        let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
+        let mut builder = ListedBlobsBuilder::default();
         for name in backend.list(FileKind::Index)? {
             outcome.index_files += 1;
             match store.read_index_file(&name) {
-                Ok(file) => {
-                    for pack in file {
-                        if packs.contains_key(&pack.pack) {
-                            continue;
-                        }
-                        packs.insert(
-                            pack.pack,
-                            Listed {
-                                size: pack.size,
-                                entries: pack.blobs,
-                                index_file: name.clone(),
-                            },
-                        );
-                    }
-                }
+                Ok(file) => builder.add_file(name, file)?,
                 Err(e) => problems.error(
                     FileKind::Index.display_path(&name),
                     format!("{e}. The packs it lists are found again by `respaldo repair index`"),
                 ),
             }
         }
+        let listed = builder.finish();
+        let packs = listed.packs();
         outcome.packs = packs.len() as u64;
-        // Sized once: growing it would hold the old table and the new one at once.
-        let mut listed: HashMap<ChunkId, bool> =
-            HashMap::with_capacity(packs.values().map(|l| l.entries.len()).sum());
-        for entry in packs.values().flat_map(|l| &l.entries) {
-            listed.insert(entry.id, false);
-        }
+        let mut flags = vec![0u8; listed.copies().len()];
+        // The index file a pack's listing comes from, for messages.
+        let listed_by = |p: usize| {
+            let file = packs[p].index_files.first().map_or(0, |f| *f as usize);
+            FileKind::Index.display_path(&listed.index_files()[file])
+        };
 
-        // Locations known to be unreadable: (blob, pack) → problem object.
-        let mut bad_locations: HashMap<(ChunkId, ChunkId), String> = HashMap::new();
         let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
         let mut readable = Vec::new();
-        for (pack, listing) in &packs {
-            let name = pack.to_hex();
+        for (p, pack) in packs.iter().enumerate() {
+            let name = pack.id.to_hex();
             let object = FileKind::Pack.display_path(&name);
             let size = if on_backend.contains(&name) {
                 Some(backend.size(FileKind::Pack, &name)?)
@@ -388,30 +402,30 @@ impl Repository {
             let problem = match size {
                 None => Some(format!(
                     "missing, but {} lists it. {REPAIR_LOST}",
-                    FileKind::Index.display_path(&listing.index_file)
+                    listed_by(p)
                 )),
-                Some(size) if size != listing.size => Some(format!(
+                Some(size) if size != pack.size => Some(format!(
                     "is {size} bytes, but {} lists it as {} bytes: it was truncated or replaced. \
                      {REPAIR_LOST}",
-                    FileKind::Index.display_path(&listing.index_file),
-                    listing.size
+                    listed_by(p),
+                    pack.size
                 )),
                 Some(_) => None,
             };
             match problem {
                 Some(message) => {
                     problems.error(&object, message);
-                    for entry in &listing.entries {
-                        bad_locations.insert((entry.id, *pack), object.clone());
+                    for i in listed.copies_in(p as u32) {
+                        flags[i] |= BAD;
                     }
                 }
-                None => readable.push(*pack),
+                None => readable.push(p),
             }
         }
         for name in &on_backend {
             let listed_somewhere = name
                 .parse::<ChunkId>()
-                .is_ok_and(|id| packs.contains_key(&id));
+                .is_ok_and(|id| listed.pack_position(&id).is_some());
             if !listed_somewhere {
                 outcome.warnings.push(Problem {
                     object: FileKind::Pack.display_path(name),
@@ -425,41 +439,40 @@ impl Repository {
         }
         outcome.warnings.sort_by(|a, b| a.object.cmp(&b.object));
 
-        let to_read: Vec<ChunkId> = match options.read_data {
+        let to_read: Vec<usize> = match options.read_data {
             ReadData::No => Vec::new(),
             ReadData::All => readable,
             ReadData::Subset(subset) => readable
                 .into_iter()
-                .filter(|p| subset.contains(p))
+                .filter(|p| subset.contains(&packs[*p].id))
                 .collect(),
         };
         progress.add_total(
             to_read.len() as u64,
-            to_read.iter().map(|p| packs[p].size).sum(),
+            to_read.iter().map(|p| packs[*p].size).sum(),
         );
         let reports: Vec<_> = to_read
             .par_iter()
-            .map(|pack| {
-                let listing = &packs[pack];
-                let report = store.verify_pack(pack, &listing.entries);
-                progress.bytes_done(listing.size);
-                (*pack, report)
+            .map(|p| {
+                let report = store.verify_pack(&packs[*p].id, &listed.entries_in(*p as u32));
+                progress.bytes_done(packs[*p].size);
+                (*p, report)
             })
             .collect();
-        for (pack, report) in reports {
-            let object = FileKind::Pack.display_path(&pack.to_hex());
+        for (p, report) in reports {
+            let object = FileKind::Pack.display_path(&packs[p].id.to_hex());
             let report = match report {
                 Ok(report) => report,
                 Err(e) => {
                     problems.error(&object, format!("cannot be read: {e}. {REPAIR_LOST}"));
-                    for entry in &packs[&pack].entries {
-                        bad_locations.insert((entry.id, pack), object.clone());
+                    for i in listed.copies_in(p as u32) {
+                        flags[i] |= BAD;
                     }
                     continue;
                 }
             };
             outcome.packs_read += 1;
-            outcome.bytes_read += packs[&pack].size;
+            outcome.bytes_read += packs[p].size;
             let mut faults = Vec::new();
             if !report.name_matches {
                 faults.push("its content does not match its name (some byte changed)".to_string());
@@ -480,44 +493,23 @@ impl Repository {
                 ));
             }
             for (entry, _) in &report.damaged {
-                bad_locations.insert((entry.id, pack), object.clone());
+                for i in listed.copies_of(&entry.id) {
+                    if listed.copies()[i].pack as usize == p {
+                        flags[i] |= BAD;
+                    }
+                }
             }
             if !faults.is_empty() {
                 problems.error(&object, format!("{}. {REPAIR_DAMAGED}", faults.join("; ")));
             }
         }
 
-        // A blob is unreadable when every copy of it is: count the copies of each blob that
-        // has a bad one, and the bad ones (reported under the first, in pack order).
-        let mut copies: HashMap<ChunkId, (usize, usize, Option<&String>)> = bad_locations
-            .keys()
-            .map(|(id, _)| (*id, (0, 0, None)))
-            .collect();
-        for (pack, listing) in &packs {
-            for entry in &listing.entries {
-                let Some((all, bad, first)) = copies.get_mut(&entry.id) else {
-                    continue;
-                };
-                *all += 1;
-                if let Some(object) = bad_locations.get(&(entry.id, *pack)) {
-                    *bad += 1;
-                    first.get_or_insert(object);
-                }
-            }
-        }
-        let bad: HashMap<ChunkId, String> = copies
-            .into_iter()
-            .filter(|(_, (all, bad, _))| all == bad)
-            .filter_map(|(id, (_, _, first))| Some((id, first?.clone())))
-            .collect();
-
         let mut walker = Walker {
             repo: self,
-            bad: &bad,
-            listed,
+            listed: &listed,
+            flags,
             unlisted_data: HashSet::new(),
-            clean: HashSet::new(),
-            loaded: HashSet::new(),
+            trees: 0,
             data_blobs: 0,
             problems: &mut problems,
         };
@@ -546,7 +538,7 @@ impl Repository {
                 ),
             }
         }
-        outcome.trees = walker.loaded.len() as u64;
+        outcome.trees = walker.trees;
         outcome.data_blobs = walker.data_blobs;
         outcome.errors = problems.into_errors();
         Ok(outcome)

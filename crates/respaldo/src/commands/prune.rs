@@ -13,11 +13,12 @@
 //! to keep every reachable blob: a snapshot or tree that cannot be read, or a reachable blob
 //! that no existing pack holds, stops prune before it changes anything.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
-use chunk_store::{ChunkId, FileKind, IndexedPack, MAX_INDEX_FILE_ENTRIES, PackEntry};
+use chunk_store::{ChunkId, FileKind, IndexedPack, MAX_INDEX_FILE_ENTRIES};
 use snapshot_index::{Catalog, NodeKind, Tree};
 
+use crate::commands::listed_blobs::{ListedBlobs, ListedBlobsBuilder};
 use crate::error::{Error, Result};
 use crate::events::Operation;
 use crate::lock::LockKind;
@@ -84,13 +85,6 @@ impl PruneOutcome {
     }
 }
 
-/// A pack as the index files list it.
-struct Listed {
-    size: u64,
-    entries: Vec<PackEntry>,
-    index_files: Vec<String>,
-}
-
 /// What becomes of a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
@@ -101,24 +95,49 @@ enum Fate {
     Missing,
 }
 
-/// Every blob reachable from the remaining snapshots (trees and data), each with the pack
-/// its copy is kept from: that pack's position among the listed packs (in id order), or
-/// [`UNPLACED`] until one is chosen. One map for both, rather than a set and a map, halves
-/// what prune holds per blob (`docs/benchmarks.md`, "What `check` and `prune` hold per
-/// blob").
-type Placements = HashMap<ChunkId, u32>;
+/// Flag of a blob's first copy: a remaining snapshot needs the blob.
+const REACHABLE: u8 = 1;
+/// Flag of a copy: it is the one kept of its blob.
+const KEPT: u8 = 2;
 
-/// A reachable blob whose copy is not chosen yet.
-const UNPLACED: u32 = u32::MAX;
+/// Why prune stops when a blob a snapshot needs is in no pack.
+fn lost(blob: &ChunkId) -> Error {
+    Error::invalid(format!(
+        "prune stopped before changing anything: blob {blob}, which a snapshot needs, is in no \
+         pack of the repository; run `respaldo check` to see what it affects, then `respaldo \
+         repair index` or `respaldo repair snapshots`"
+    ))
+}
 
-/// Every blob reachable from `catalog` (trees and data), unplaced.
-fn reachable(repo: &Repository, catalog: &Catalog) -> Result<Placements> {
-    let mut used = Placements::new();
+/// Flags `blob`'s first copy with [`REACHABLE`]; whether it was not flagged before. A blob no
+/// index file lists stops prune.
+fn reach(listed: &ListedBlobs, flags: &mut [u8], blob: &ChunkId) -> Result<bool> {
+    let copies = listed.copies_of(blob);
+    if copies.is_empty() {
+        return Err(lost(blob));
+    }
+    let new = flags[copies.start] & REACHABLE == 0;
+    flags[copies.start] |= REACHABLE;
+    Ok(new)
+}
+
+/// Flags the first copy of every blob reachable from `catalog` (trees and data) with
+/// [`REACHABLE`]; returns how many there are. A reachable blob that no index file lists stops
+/// prune.
+fn mark_reachable(
+    repo: &Repository,
+    catalog: &Catalog,
+    listed: &ListedBlobs,
+    flags: &mut [u8],
+) -> Result<u64> {
+    let mut count = 0u64;
     let mut stack: Vec<ChunkId> = catalog.entries().iter().map(|e| e.snapshot.tree).collect();
     while let Some(tree) = stack.pop() {
-        if used.insert(tree, UNPLACED).is_some() {
+        let copies = listed.copies_of(&tree);
+        if !copies.is_empty() && flags[copies.start] & REACHABLE != 0 {
             continue;
         }
+        // Loaded before its listing is required, so that a tree that cannot be read says why.
         let loaded = Tree::load(repo.store(), &tree).map_err(|e| {
             let remedy = match &e {
                 // Listed nowhere: the index may only be incomplete, the pack still there.
@@ -132,17 +151,21 @@ fn reachable(repo: &Repository, catalog: &Catalog) -> Result<Placements> {
                  {remedy}"
             ))
         })?;
+        reach(listed, flags, &tree)?;
+        count += 1;
         for node in loaded.into_nodes() {
             match node.kind {
                 NodeKind::File | NodeKind::Hardlink => {
-                    used.extend(node.content.into_iter().map(|id| (id, UNPLACED)));
+                    for blob in &node.content {
+                        count += u64::from(reach(listed, flags, blob)?);
+                    }
                 }
                 NodeKind::Dir => stack.extend(node.subtree),
                 _ => {}
             }
         }
     }
-    Ok(used)
+    Ok(count)
 }
 
 impl Repository {
@@ -183,131 +206,111 @@ impl Repository {
             ))
         })?;
         outcome.snapshots = catalog.entries().len() as u64;
-        let mut used = reachable(self, &catalog)?;
-        outcome.blobs_used = used.len() as u64;
 
-        let mut packs: BTreeMap<ChunkId, Listed> = BTreeMap::new();
-        let mut index_files = Vec::new();
-        let files = store.read_index_files().map_err(|e| match e {
-            chunk_store::Error::Corrupt { .. } | chunk_store::Error::UnsupportedVersion { .. } => {
-                Error::invalid(format!(
+        // The index files are what prune plans from (and rewrites): not the local cache.
+        let mut builder = ListedBlobsBuilder::default();
+        for name in backend.list(FileKind::Index)? {
+            let packs = store.read_index_file(&name).map_err(|e| match e {
+                chunk_store::Error::Corrupt { .. }
+                | chunk_store::Error::UnsupportedVersion { .. } => Error::invalid(format!(
                     "prune stopped before changing anything: {e}; run `respaldo repair index`"
-                ))
-            }
-            other => other.into(),
-        })?;
-        for (name, file) in files {
-            for pack in file {
-                let listed = packs.entry(pack.pack).or_insert_with(|| Listed {
-                    size: pack.size,
-                    entries: pack.blobs,
-                    index_files: Vec::new(),
-                });
-                listed.index_files.push(name.clone());
-            }
-            index_files.push(name);
+                )),
+                other => other.into(),
+            })?;
+            builder.add_file(name, packs)?;
         }
+        let listed = builder.finish();
+        let packs = listed.packs();
+        let copies = listed.copies();
+        // One byte of flags per copy: `REACHABLE` on a blob's first copy, `KEPT` on the copy
+        // kept of it.
+        let mut flags = vec![0u8; copies.len()];
+        outcome.blobs_used = mark_reachable(self, &catalog, &listed, &mut flags)?;
         let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
+        let present: Vec<bool> = packs
+            .iter()
+            .map(|p| on_backend.contains(&p.id.to_hex()))
+            .collect();
 
         // Where each reachable blob is kept: its copy in the pack with the most reachable
         // blobs and then the fewest others, so that duplicates (two backups stored the same
         // blob at once; a prune killed after repacking) go first, and a pack that would be
-        // kept whole keeps its copies.
-        if packs.len() >= UNPLACED as usize {
-            return Err(Error::invalid(format!(
-                "prune stopped before changing anything: the index files list {} packs, more \
-                 than prune can plan for at once",
-                packs.len()
-            )));
+        // kept whole keeps its copies. Ties go to the first pack in id order.
+        let mut reachable_in = vec![0usize; packs.len()];
+        for blob in listed.blobs() {
+            if flags[blob.start] & REACHABLE != 0 {
+                for copy in &copies[blob] {
+                    reachable_in[copy.pack as usize] += 1;
+                }
+            }
         }
-        // Each pack's position in `packs` (id order): what a placement names.
-        let positions: HashMap<ChunkId, u32> = packs
-            .keys()
-            .zip(0..)
-            .map(|(pack, position)| (*pack, position))
-            .collect();
-        let scores: Vec<Option<(usize, std::cmp::Reverse<usize>)>> = packs
-            .iter()
-            .map(|(pack, listed)| {
-                on_backend.contains(&pack.to_hex()).then(|| {
-                    let n = listed
-                        .entries
-                        .iter()
-                        .filter(|e| used.contains_key(&e.id))
-                        .count();
-                    (n, std::cmp::Reverse(listed.entries.len() - n))
-                })
+        let scores: Vec<Option<(usize, std::cmp::Reverse<usize>)>> = (0..packs.len())
+            .map(|p| {
+                let n = reachable_in[p];
+                let others = listed.copies_in(p as u32).len() - n;
+                present[p].then_some((n, std::cmp::Reverse(others)))
             })
             .collect();
-        for ((listed, score), position) in packs.values().zip(&scores).zip(0u32..) {
-            let Some(score) = score else {
+        drop(reachable_in);
+        for blob in listed.blobs() {
+            if flags[blob.start] & REACHABLE == 0 {
+                // Unused where it can still be seen: in a pack that exists.
+                let seen = copies[blob].iter().any(|c| present[c.pack as usize]);
+                outcome.blobs_unused += u64::from(seen);
                 continue;
-            };
-            for entry in &listed.entries {
-                let Some(slot) = used.get_mut(&entry.id) else {
+            }
+            let mut best: Option<(usize, (usize, std::cmp::Reverse<usize>))> = None;
+            for i in blob.clone() {
+                let Some(score) = scores[copies[i].pack as usize] else {
                     continue;
                 };
-                let better = *slot == UNPLACED
-                    || scores[*slot as usize].is_some_and(|current| current < *score);
-                if better {
-                    *slot = position;
+                if best.is_none_or(|(_, current)| current < score) {
+                    best = Some((i, score));
                 }
             }
+            let (kept, _) = best.ok_or_else(|| lost(&copies[blob.start].id))?;
+            flags[kept] |= KEPT;
         }
-        if let Some((lost, _)) = used.iter().find(|(_, slot)| **slot == UNPLACED) {
-            return Err(Error::invalid(format!(
-                "prune stopped before changing anything: blob {lost}, which a snapshot needs, \
-                 is in no pack of the repository; run `respaldo check` to see what it \
-                 affects, then `respaldo repair index` or `respaldo repair snapshots`"
-            )));
-        }
-        // Whether `entry`'s copy in `pack` is the one kept.
-        let kept_in = |entry: &PackEntry, pack: &ChunkId| {
-            used.get(&entry.id)
-                .is_some_and(|slot| Some(slot) == positions.get(pack))
-        };
+        // Whether copy `i` is the one kept of its blob.
+        let kept = |i: usize| flags[i] & KEPT != 0;
 
-        let mut fates: BTreeMap<ChunkId, Fate> = BTreeMap::new();
-        let mut unused_blobs = HashSet::new();
-        for (pack, listed) in &packs {
-            if !on_backend.contains(&pack.to_hex()) {
-                fates.insert(*pack, Fate::Missing);
-                continue;
-            }
-            let (mut kept_bytes, mut total_bytes, mut kept) = (0u64, 0u64, 0usize);
-            for entry in &listed.entries {
-                total_bytes += u64::from(entry.length);
-                if kept_in(entry, pack) {
-                    kept_bytes += u64::from(entry.length);
-                    kept += 1;
-                } else if !used.contains_key(&entry.id) {
-                    unused_blobs.insert(entry.id);
+        let fates: Vec<Fate> = (0..packs.len())
+            .map(|p| {
+                if !present[p] {
+                    return Fate::Missing;
                 }
-            }
-            let unused_share = if total_bytes == 0 {
-                0.0
-            } else {
-                (total_bytes - kept_bytes) as f64 / total_bytes as f64
-            };
-            let fate = match options.max_unused {
-                _ if kept == 0 => Fate::Delete,
-                Some(max) if unused_share > max => Fate::Repack,
-                _ => Fate::Keep,
-            };
-            fates.insert(*pack, fate);
-        }
-        outcome.blobs_unused = unused_blobs.len() as u64;
+                let (mut kept_bytes, mut total_bytes, mut kept_copies) = (0u64, 0u64, 0usize);
+                for i in listed.copies_in(p as u32) {
+                    let length = u64::from(copies[i].length);
+                    total_bytes += length;
+                    if kept(i) {
+                        kept_bytes += length;
+                        kept_copies += 1;
+                    }
+                }
+                let unused_share = if total_bytes == 0 {
+                    0.0
+                } else {
+                    (total_bytes - kept_bytes) as f64 / total_bytes as f64
+                };
+                match options.max_unused {
+                    _ if kept_copies == 0 => Fate::Delete,
+                    Some(max) if unused_share > max => Fate::Repack,
+                    _ => Fate::Keep,
+                }
+            })
+            .collect();
         let unindexed: Vec<String> = on_backend
             .iter()
             .filter(|name| {
                 !name
                     .parse::<ChunkId>()
-                    .is_ok_and(|id| packs.contains_key(&id))
+                    .is_ok_and(|id| listed.pack_position(&id).is_some())
             })
             .cloned()
             .collect();
-        for (pack, fate) in &fates {
-            let size = packs[pack].size;
+        for (p, fate) in fates.iter().enumerate() {
+            let size = packs[p].size;
             match fate {
                 Fate::Keep => outcome.packs_kept += 1,
                 Fate::Delete => {
@@ -317,11 +320,9 @@ impl Repository {
                 Fate::Repack => {
                     outcome.packs_repacked += 1;
                     outcome.bytes_deleted += size;
-                    for entry in &packs[pack].entries {
-                        if kept_in(entry, pack) {
-                            outcome.blobs_repacked += 1;
-                            outcome.bytes_repacked += u64::from(entry.length);
-                        }
+                    for i in listed.copies_in(p as u32).filter(|i| kept(*i)) {
+                        outcome.blobs_repacked += 1;
+                        outcome.bytes_repacked += u64::from(copies[i].length);
                     }
                 }
                 Fate::Missing => outcome.packs_missing += 1,
@@ -331,26 +332,35 @@ impl Repository {
             outcome.packs_unindexed += 1;
             outcome.bytes_deleted += backend.size(FileKind::Pack, name)?;
         }
-        let going = |pack: &ChunkId| fates.get(pack).is_some_and(|f| *f != Fate::Keep);
+        // The index files that list a pack going away are replaced.
+        let index_files = listed.index_files();
+        let mut replaced_at = vec![false; index_files.len()];
+        for (pack, fate) in packs.iter().zip(&fates) {
+            if *fate != Fate::Keep {
+                for file in &pack.index_files {
+                    replaced_at[*file as usize] = true;
+                }
+            }
+        }
         let replaced: Vec<&String> = index_files
             .iter()
-            .filter(|name| {
-                packs
-                    .iter()
-                    .any(|(pack, l)| l.index_files.contains(name) && going(pack))
-            })
+            .zip(&replaced_at)
+            .filter(|(_, replaced)| **replaced)
+            .map(|(name, _)| name)
             .collect();
         outcome.index_files_replaced = replaced.len() as u64;
-        let replaced_set: HashSet<&String> = replaced.iter().copied().collect();
-        let relist: Vec<IndexedPack> = packs
-            .iter()
-            .filter(|(pack, listed)| {
-                !going(pack) && listed.index_files.iter().any(|f| replaced_set.contains(f))
+        let relist: Vec<IndexedPack> = (0..packs.len())
+            .filter(|p| {
+                fates[*p] == Fate::Keep
+                    && packs[*p]
+                        .index_files
+                        .iter()
+                        .any(|f| replaced_at[*f as usize])
             })
-            .map(|(pack, listed)| IndexedPack {
-                pack: *pack,
-                size: listed.size,
-                blobs: listed.entries.clone(),
+            .map(|p| IndexedPack {
+                pack: packs[p].id,
+                size: packs[p].size,
+                blobs: listed.entries_in(p as u32),
             })
             .collect();
         let batches = chunk_store::index_file_batches(relist, MAX_INDEX_FILE_ENTRIES);
@@ -361,21 +371,18 @@ impl Repository {
 
         // 1. Copy the reachable blobs of the packs to repack into new packs, and list those
         //    in a new index file (the flush).
-        let repack: Vec<ChunkId> = fates
-            .iter()
-            .filter(|(_, f)| **f == Fate::Repack)
-            .map(|(p, _)| *p)
+        let repack: Vec<usize> = (0..packs.len())
+            .filter(|p| fates[*p] == Fate::Repack)
             .collect();
         progress.add_total(
             repack.len() as u64,
-            repack.iter().map(|p| packs[p].size).sum(),
+            repack.iter().map(|p| packs[*p].size).sum(),
         );
-        for pack in &repack {
+        for p in repack {
+            let pack = &packs[p].id;
             let bytes = store.read_pack(pack)?;
-            for entry in &packs[pack].entries {
-                if !kept_in(entry, pack) {
-                    continue;
-                }
+            for i in listed.copies_in(p as u32).filter(|i| kept(*i)) {
+                let entry = copies[i].entry();
                 let sealed = entry.sealed_in(&bytes).ok_or_else(|| {
                     Error::invalid(format!(
                         "prune stopped before deleting anything: blob {} lies outside \
@@ -383,14 +390,14 @@ impl Repository {
                         entry.id
                     ))
                 })?;
-                store.repack_blob(pack, entry, sealed).map_err(|e| {
+                store.repack_blob(pack, &entry, sealed).map_err(|e| {
                     Error::invalid(format!(
                         "prune stopped before deleting anything: {e}; run `respaldo check \
                          --read-data` to see what it affects"
                     ))
                 })?;
             }
-            progress.bytes_done(packs[pack].size);
+            progress.bytes_done(packs[p].size);
         }
         store.flush()?;
 
@@ -422,9 +429,9 @@ impl Repository {
         for name in replaced.iter().filter(|n| !fresh_index_files.contains(**n)) {
             backend.delete(FileKind::Index, name)?;
         }
-        for (pack, fate) in &fates {
-            if matches!(fate, Fate::Delete | Fate::Repack) && !fresh_packs.contains(pack) {
-                store.delete_pack(&pack.to_hex())?;
+        for (pack, fate) in packs.iter().zip(&fates) {
+            if matches!(fate, Fate::Delete | Fate::Repack) && !fresh_packs.contains(&pack.id) {
+                store.delete_pack(&pack.id.to_hex())?;
             }
         }
         for name in &unindexed {
