@@ -307,6 +307,31 @@ fn prune_refuses_to_run_on_a_damaged_repository_and_changes_nothing() {
     assert_eq!(before, common::list_all(&repo_dir));
 }
 
+#[test]
+fn prune_names_a_damaged_index_file_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    repository_to_prune(dir.path());
+    let repo_dir = dir.path().join("repo");
+    let backend = LocalBackend::new(&repo_dir);
+    let name = backend.list(FileKind::Index).unwrap().remove(0);
+    let path = repo_dir.join("index").join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    // The cache that absorbed the file intact: the damage is for prune to find.
+    let repo = open(&repo_dir, &dir.path().join("cache"));
+    let before = common::list_all(&repo_dir);
+    let err = repo
+        .prune(&PruneOptions::default(), &NoProgress)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("before changing anything"), "{message}");
+    assert!(message.contains(&name), "names the index file: {message}");
+    assert!(message.contains("repair index"), "{message}");
+    assert_eq!(before, common::list_all(&repo_dir));
+}
+
 /// Copies a folder tree.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -257,10 +257,8 @@ impl Walker<'_> {
 
     /// The flags of blob `id`'s first copy, if an index file lists it.
     fn first_flags(&mut self, id: &ChunkId) -> Option<&mut u8> {
-        let copies = self.listed.copies_of(id);
-        self.flags
-            .get_mut(copies.start)
-            .filter(|_| !copies.is_empty())
+        let first = self.listed.first_copy(id)?;
+        self.flags.get_mut(first)
     }
 
     /// Counts data blob `id` once among those files refer to, and says why it cannot be read,
@@ -345,7 +343,8 @@ impl Repository {
     /// Checks the repository (see the module documentation); takes a shared lock.
     ///
     /// Damage is reported in the outcome, not as an error: an error means the check itself
-    /// could not run (the lock, the backend).
+    /// could not run (the lock, the backend, or index files listing more than 2^32 - 1 packs
+    /// or blobs).
     pub fn check(&self, options: &CheckOptions, progress: &dyn Progress) -> Result<CheckOutcome> {
         self.observed(Operation::Check, None, || self.check_all(options, progress))
     }
@@ -385,8 +384,11 @@ impl Repository {
         let mut flags = vec![0u8; listed.copies().len()];
         // The index file a pack's listing comes from, for messages.
         let listed_by = |p: usize| {
-            let file = packs[p].index_files.first().map_or(0, |f| *f as usize);
-            FileKind::Index.display_path(&listed.index_files()[file])
+            let file = packs[p].index_files.first();
+            match file.and_then(|f| listed.index_files().get(*f as usize)) {
+                Some(name) => FileKind::Index.display_path(name),
+                None => "an index file".to_string(),
+            }
         };
 
         let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();

@@ -62,7 +62,8 @@ pub(crate) struct ListedPack {
     pub index_files: Vec<u32>,
 }
 
-/// Gathers index files one at a time, so that only one file's listing is held twice.
+/// Gathers index files one at a time: each file's listing becomes rows as it is added, so
+/// that the listings of all the files are never held beside the table.
 #[derive(Default)]
 pub(crate) struct ListedBlobsBuilder {
     index_files: Vec<String>,
@@ -82,7 +83,9 @@ impl ListedBlobsBuilder {
                 self.packs[number as usize].index_files.push(file);
                 continue;
             }
-            let number = to_u32(self.packs.len(), "packs")?;
+            // One more must fit too: `finish` counts the packs in a u32.
+            to_u32(self.packs.len() + 1, "packs")?;
+            let number = self.packs.len() as u32;
             self.numbers.insert(pack.pack, number);
             self.packs.push(ListedPack {
                 id: pack.pack,
@@ -100,23 +103,33 @@ impl ListedBlobsBuilder {
     pub fn finish(self) -> ListedBlobs {
         let Self {
             index_files,
-            mut packs,
+            packs: added,
             numbers: _,
             mut copies,
         } = self;
         // Packs in id order, so that "the first pack" means the same on every run.
-        let mut order: Vec<u32> = (0..packs.len() as u32).collect();
-        order.sort_unstable_by(|a, b| packs[*a as usize].id.cmp(&packs[*b as usize].id));
-        let mut renumber = vec![0u32; packs.len()];
+        let mut order: Vec<u32> = (0..added.len() as u32).collect();
+        order.sort_unstable_by_key(|n| added[*n as usize].id);
+        let mut renumber = vec![0u32; added.len()];
         for (new, old) in order.iter().enumerate() {
             renumber[*old as usize] = new as u32;
         }
-        packs.sort_unstable_by_key(|p| p.id);
+        let mut added: Vec<Option<ListedPack>> = added.into_iter().map(Some).collect();
+        let packs: Vec<ListedPack> = order
+            .iter()
+            .filter_map(|n| added[*n as usize].take())
+            .collect();
         for copy in &mut copies {
             copy.pack = renumber[copy.pack as usize];
         }
         drop(renumber);
-        copies.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
+        // The offset last, so that two copies in one pack (a pack listing a blob twice) keep
+        // the order they lie in.
+        copies.sort_unstable_by(|a, b| {
+            (a.id.cmp(&b.id))
+                .then(a.pack.cmp(&b.pack))
+                .then(a.offset.cmp(&b.offset))
+        });
 
         // Each pack's copies, in blob id order (a stable counting sort by pack).
         let mut pack_starts = vec![0u32; packs.len() + 1];
@@ -150,7 +163,8 @@ impl ListedBlobsBuilder {
 fn to_u32(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| {
         Error::invalid(format!(
-            "the index files list more than {} {what}, more than this command can hold at once",
+            "the index files list more than {} {what}, more than `check` and `prune` can hold \
+             at once; nothing was changed",
             u32::MAX
         ))
     })
@@ -229,6 +243,13 @@ impl ListedBlobs {
         &self.copies
     }
 
+    /// The number of blob `id`'s first copy (in pack order), if an index file lists it: the
+    /// row where what a command learns of the blob as a whole is kept.
+    pub fn first_copy(&self, id: &ChunkId) -> Option<usize> {
+        let copies = self.copies_of(id);
+        (!copies.is_empty()).then_some(copies.start)
+    }
+
     /// The numbers of blob `id`'s copies, in pack order (empty when no index file lists it).
     pub fn copies_of(&self, id: &ChunkId) -> Range<usize> {
         let bucket = self.directory.bucket(id);
@@ -245,9 +266,18 @@ impl ListedBlobs {
         self.by_pack[range].iter().map(|i| *i as usize)
     }
 
-    /// The entries of pack `pack` (a position) as its index file lists them, in blob id order.
+    /// The numbers of the copies pack `pack` (a position) holds, in the order they lie in
+    /// it (the order its index file lists them, for a pack a backup wrote).
+    pub fn copies_in_place_order(&self, pack: u32) -> Vec<usize> {
+        let mut rows: Vec<usize> = self.copies_in(pack).collect();
+        rows.sort_unstable_by_key(|i| self.copies[*i].offset);
+        rows
+    }
+
+    /// The entries of pack `pack` (a position), in the order they lie in it.
     pub fn entries_in(&self, pack: u32) -> Vec<PackEntry> {
-        self.copies_in(pack)
+        self.copies_in_place_order(pack)
+            .into_iter()
             .map(|i| self.copies[i].entry())
             .collect()
     }
@@ -349,13 +379,35 @@ mod tests {
 
         for (n, blobs) in [(1, &[1, 2, 3][..]), (3, &[4, 1][..])] {
             let position = listed.pack_position(&id(1_000_000 + n)).unwrap();
-            let mut expected = pack(n, blobs).blobs;
-            expected.sort_by_key(|e| e.id);
-            assert_eq!(listed.entries_in(position), expected, "pack {n}");
+            assert_eq!(
+                listed.entries_in(position),
+                pack(n, blobs).blobs,
+                "pack {n}"
+            );
         }
+        assert_eq!(
+            listed.first_copy(&id(4)),
+            Some(listed.copies_of(&id(4)).start)
+        );
+        assert_eq!(listed.first_copy(&id(5)), None);
         let ranges: Vec<Range<usize>> = listed.blobs().collect();
         assert_eq!(ranges.len(), 4);
         assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 7);
+    }
+
+    #[test]
+    fn a_blob_a_pack_lists_twice_keeps_both_copies_in_place_order() {
+        let mut builder = ListedBlobsBuilder::default();
+        let mut twice = pack(1, &[7, 8]);
+        twice.blobs.push(entry(7, 500));
+        builder.add_file("a".into(), vec![twice.clone()]).unwrap();
+        let listed = builder.finish();
+        let offsets: Vec<u64> = listed
+            .copies_of(&id(7))
+            .map(|i| listed.copies()[i].offset)
+            .collect();
+        assert_eq!(offsets, [0, 500]);
+        assert_eq!(listed.entries_in(0), twice.blobs);
     }
 
     #[test]

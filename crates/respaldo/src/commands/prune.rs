@@ -109,35 +109,49 @@ fn lost(blob: &ChunkId) -> Error {
     ))
 }
 
-/// Flags `blob`'s first copy with [`REACHABLE`]; whether it was not flagged before. A blob no
-/// index file lists stops prune.
-fn reach(listed: &ListedBlobs, flags: &mut [u8], blob: &ChunkId) -> Result<bool> {
-    let copies = listed.copies_of(blob);
-    if copies.is_empty() {
-        return Err(lost(blob));
-    }
-    let new = flags[copies.start] & REACHABLE == 0;
-    flags[copies.start] |= REACHABLE;
-    Ok(new)
+/// What marking the reachable blobs found.
+struct Reached {
+    /// Distinct reachable blobs (trees and data).
+    blobs: u64,
+    /// A reachable blob no index file lists, if there is one.
+    lost: Option<ChunkId>,
 }
 
 /// Flags the first copy of every blob reachable from `catalog` (trees and data) with
-/// [`REACHABLE`]; returns how many there are. A reachable blob that no index file lists stops
-/// prune.
+/// [`REACHABLE`]. A tree that cannot be read stops prune at once; a reachable blob no index
+/// file lists is reported after the walk, so that a tree that cannot be read, the likelier
+/// cause, is the one named.
 fn mark_reachable(
     repo: &Repository,
     catalog: &Catalog,
     listed: &ListedBlobs,
     flags: &mut [u8],
-) -> Result<u64> {
-    let mut count = 0u64;
+) -> Result<Reached> {
+    let mut reached = Reached {
+        blobs: 0,
+        lost: None,
+    };
+    // Blobs no index file lists that were met: a tree among them is walked once, like the
+    // others.
+    let mut unlisted = HashSet::new();
+    // Flags `blob`; whether it was met for the first time.
+    let mut reach = |blob: &ChunkId, reached: &mut Reached| match listed.first_copy(blob) {
+        Some(first) => {
+            let new = flags[first] & REACHABLE == 0;
+            flags[first] |= REACHABLE;
+            reached.blobs += u64::from(new);
+            new
+        }
+        None => {
+            reached.lost.get_or_insert(*blob);
+            unlisted.insert(*blob)
+        }
+    };
     let mut stack: Vec<ChunkId> = catalog.entries().iter().map(|e| e.snapshot.tree).collect();
     while let Some(tree) = stack.pop() {
-        let copies = listed.copies_of(&tree);
-        if !copies.is_empty() && flags[copies.start] & REACHABLE != 0 {
+        if !reach(&tree, &mut reached) {
             continue;
         }
-        // Loaded before its listing is required, so that a tree that cannot be read says why.
         let loaded = Tree::load(repo.store(), &tree).map_err(|e| {
             let remedy = match &e {
                 // Listed nowhere: the index may only be incomplete, the pack still there.
@@ -151,13 +165,11 @@ fn mark_reachable(
                  {remedy}"
             ))
         })?;
-        reach(listed, flags, &tree)?;
-        count += 1;
         for node in loaded.into_nodes() {
             match node.kind {
                 NodeKind::File | NodeKind::Hardlink => {
                     for blob in &node.content {
-                        count += u64::from(reach(listed, flags, blob)?);
+                        reach(blob, &mut reached);
                     }
                 }
                 NodeKind::Dir => stack.extend(node.subtree),
@@ -165,7 +177,7 @@ fn mark_reachable(
             }
         }
     }
-    Ok(count)
+    Ok(reached)
 }
 
 impl Repository {
@@ -207,17 +219,18 @@ impl Repository {
         })?;
         outcome.snapshots = catalog.entries().len() as u64;
 
-        // The index files are what prune plans from (and rewrites): not the local cache.
+        // The index files are what prune plans from (and rewrites): not the local cache. One
+        // that cannot be read is reported after the walk, which names a tree that cannot be
+        // read first, as it always has.
         let mut builder = ListedBlobsBuilder::default();
+        let mut unreadable_index = None;
         for name in backend.list(FileKind::Index)? {
-            let packs = store.read_index_file(&name).map_err(|e| match e {
-                chunk_store::Error::Corrupt { .. }
-                | chunk_store::Error::UnsupportedVersion { .. } => Error::invalid(format!(
-                    "prune stopped before changing anything: {e}; run `respaldo repair index`"
-                )),
-                other => other.into(),
-            })?;
-            builder.add_file(name, packs)?;
+            match store.read_index_file(&name) {
+                Ok(packs) => builder.add_file(name, packs)?,
+                Err(e) => {
+                    unreadable_index.get_or_insert(e);
+                }
+            }
         }
         let listed = builder.finish();
         let packs = listed.packs();
@@ -225,7 +238,20 @@ impl Repository {
         // One byte of flags per copy: `REACHABLE` on a blob's first copy, `KEPT` on the copy
         // kept of it.
         let mut flags = vec![0u8; copies.len()];
-        outcome.blobs_used = mark_reachable(self, &catalog, &listed, &mut flags)?;
+        let reached = mark_reachable(self, &catalog, &listed, &mut flags)?;
+        if let Some(e) = unreadable_index {
+            return Err(match e {
+                chunk_store::Error::Corrupt { .. }
+                | chunk_store::Error::UnsupportedVersion { .. } => Error::invalid(format!(
+                    "prune stopped before changing anything: {e}; run `respaldo repair index`"
+                )),
+                other => other.into(),
+            });
+        }
+        if let Some(blob) = reached.lost {
+            return Err(lost(&blob));
+        }
+        outcome.blobs_used = reached.blobs;
         let on_backend: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
         let present: Vec<bool> = packs
             .iter()
@@ -381,7 +407,11 @@ impl Repository {
         for p in repack {
             let pack = &packs[p].id;
             let bytes = store.read_pack(pack)?;
-            for i in listed.copies_in(p as u32).filter(|i| kept(*i)) {
+            // In the order they lie in the pack: a file's chunks stay together.
+            for i in listed.copies_in_place_order(p as u32) {
+                if !kept(i) {
+                    continue;
+                }
                 let entry = copies[i].entry();
                 let sealed = entry.sealed_in(&bytes).ok_or_else(|| {
                     Error::invalid(format!(
