@@ -297,14 +297,21 @@ fn prune_refuses_to_run_on_a_damaged_repository_and_changes_nothing() {
         backend.delete(FileKind::Index, &name).unwrap();
     }
     let repo = open(&repo_dir, &dir.path().join("cache-2"));
-    let before = common::list_all(&repo_dir);
+    assert_prune_refuses(&repo, &repo_dir, &["repair"]);
+}
+
+/// Asserts that prune fails with a message holding each of `expected`, changing nothing.
+fn assert_prune_refuses(repo: &Repository, repo_dir: &Path, expected: &[&str]) {
+    let before = common::list_all(repo_dir);
     let err = repo
         .prune(&PruneOptions::default(), &NoProgress)
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("before changing anything"), "{message}");
-    assert!(message.contains("repair"), "{message}");
-    assert_eq!(before, common::list_all(&repo_dir));
+    for part in expected {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    assert_eq!(before, common::list_all(repo_dir));
 }
 
 #[test]
@@ -321,15 +328,7 @@ fn prune_names_a_damaged_index_file_and_changes_nothing() {
     std::fs::write(&path, bytes).unwrap();
     // The cache that absorbed the file intact: the damage is for prune to find.
     let repo = open(&repo_dir, &dir.path().join("cache"));
-    let before = common::list_all(&repo_dir);
-    let err = repo
-        .prune(&PruneOptions::default(), &NoProgress)
-        .unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("before changing anything"), "{message}");
-    assert!(message.contains(&name), "names the index file: {message}");
-    assert!(message.contains("repair index"), "{message}");
-    assert_eq!(before, common::list_all(&repo_dir));
+    assert_prune_refuses(&repo, &repo_dir, &[&name, "repair index"]);
 }
 
 /// Copies a folder tree.
