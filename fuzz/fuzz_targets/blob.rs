@@ -70,6 +70,7 @@ fn draw_location(u: &mut Unstructured<'_>, raw_length: u32) -> BlobLocation {
         raw_length,
         kind: kind_of(u.any()),
         encoding: encoding_of(u.any()),
+        member_offset: 0,
     }
 }
 
@@ -122,6 +123,7 @@ fn encoded(mode: SealMode, u: &mut Unstructured<'_>) {
         raw_length: content.len() as u32,
         kind: kind_of(tree),
         encoding,
+        member_offset: 0,
     };
     if u.chance(1, 4) {
         right = false;
@@ -149,10 +151,11 @@ fn encoded(mode: SealMode, u: &mut Unstructured<'_>) {
     check(mode, &id, &location, &sealed, right.then_some(&content[..]));
 }
 
-/// The associated data of a blob's seal (format.md section 7): id, format major 1, kind.
+/// The associated data of a blob's seal (format.md section 7): id, format major (the one the
+/// fuzzing wrappers decode with), kind.
 fn blob_ad(id: &ChunkId, kind: BlobKind) -> Vec<u8> {
     let mut ad = id.as_bytes().to_vec();
-    ad.extend_from_slice(&1u16.to_le_bytes());
+    ad.extend_from_slice(&chunk_store::FORMAT_MAJOR.to_le_bytes());
     ad.push(kind.to_byte());
     ad
 }
@@ -180,6 +183,7 @@ fn sealed_here(mode: SealMode, u: &mut Unstructured<'_>) {
         raw_length,
         kind: kind_of(tree),
         encoding: encoding_of(zstd),
+        member_offset: 0,
     };
     let right = !zstd && raw_length as usize == plaintext.len() && id == blob_id(mode, &plaintext);
     check(

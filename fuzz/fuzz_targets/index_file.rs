@@ -8,8 +8,8 @@
 //!   mostly valid pack records), sealed with the right associated data.
 //!
 //! A valid built file must decode to what was written. Whatever decodes must re-encode to a
-//! file that decodes the same, and (unencrypted, where sealing is deterministic) to the same
-//! bytes.
+//! file of its version that decodes the same, and (version 1 unencrypted, where sealing is
+//! deterministic and the body is not compressed) to the same bytes.
 #![no_main]
 
 use std::sync::Once;
@@ -42,9 +42,11 @@ fuzz_target!(|data: &[u8]| {
 fn check_decoded(mode: SealMode, bytes: &[u8], result: chunk_store::Result<Vec<IndexedPack>>) {
     trace("index file", &result);
     let Ok(packs) = result else { return };
-    let (_, again) = encode_index_file(mode, &packs).expect("re-encode");
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    let (_, again) = encode_index_file(mode, version, &packs).expect("re-encode");
     assert_eq!(decode_index_file(mode, &again).expect("re-decode"), packs);
-    if mode == SealMode::Plain {
+    // A version 2 body is a zstd frame, and other frames decode to the same listing.
+    if mode == SealMode::Plain && version == 1 {
         assert_eq!(
             again, bytes,
             "a decoded index file re-encodes to other bytes"

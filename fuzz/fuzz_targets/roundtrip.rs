@@ -425,11 +425,13 @@ fn index_file_round_trip(mode: SealMode, specs: &[PackSpec]) {
                     offset,
                     length,
                     raw_length,
+                    member_offset: 0,
                 })
                 .collect(),
         })
         .collect();
-    let (_, bytes) = encode_index_file(mode, &packs).expect("encode index file");
+    let (_, bytes) = encode_index_file(mode, chunk_store::FORMAT_MAJOR, &packs)
+        .expect("encode index file");
     assert_eq!(
         decode_index_file(mode, &bytes).expect("decode index file"),
         packs

@@ -14,6 +14,7 @@ mod damage;
 mod errors;
 mod events;
 mod forget;
+mod format;
 mod jobs;
 mod key;
 mod lifecycle;

@@ -136,6 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         offset: (b - blob) * 65_536,
                         length: 65_536,
                         raw_length: 131_072,
+                        member_offset: 0,
                     })
                     .collect(),
             });

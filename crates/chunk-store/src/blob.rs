@@ -52,6 +52,9 @@ pub enum Encoding {
     Raw,
     /// Compressed with zstd (one frame).
     Zstd,
+    /// One member of a group (format 2): several tree blobs compressed and sealed together,
+    /// each listed with its own id, its place in the group's content and its length.
+    Grouped,
 }
 
 impl Encoding {
@@ -60,6 +63,7 @@ impl Encoding {
         match self {
             Encoding::Raw => 0,
             Encoding::Zstd => 1,
+            Encoding::Grouped => 2,
         }
     }
 
@@ -68,6 +72,7 @@ impl Encoding {
         match byte {
             0 => Some(Encoding::Raw),
             1 => Some(Encoding::Zstd),
+            2 => Some(Encoding::Grouped),
             _ => None,
         }
     }
@@ -117,22 +122,7 @@ pub(crate) fn encode_into(
         return Ok(Encoding::Raw);
     }
     COMPRESSED.with_borrow_mut(|buffer| {
-        buffer.clear();
-        buffer.reserve(zstd::zstd_safe::compress_bound(data.len()));
-        COMPRESSOR.with_borrow_mut(|slot| {
-            if !matches!(slot, Some((level, _)) if *level == zstd_level) {
-                *slot = Some((
-                    zstd_level,
-                    zstd::bulk::Compressor::new(zstd_level).map_err(compression_error)?,
-                ));
-            }
-            let Some((_, compressor)) = slot.as_mut() else {
-                unreachable!("the compressor was set just above");
-            };
-            compressor
-                .compress_to_buffer(data, buffer)
-                .map_err(compression_error)
-        })?;
+        compress_into(zstd_level, data, buffer)?;
         if buffer.len() < data.len() {
             sealer.seal_into(out, buffer, &ad)?;
             Ok(Encoding::Zstd)
@@ -148,16 +138,18 @@ pub(crate) fn encode_into(
 pub struct BlobLocation {
     /// The pack that holds it.
     pub pack: ChunkId,
-    /// Offset of the sealed blob in the pack.
+    /// Offset of the sealed blob (of its group, when grouped) in the pack.
     pub offset: u64,
-    /// Length of the sealed blob.
+    /// Length of the sealed blob (of its group, when grouped).
     pub length: u32,
     /// Length of the blob's content.
     pub raw_length: u32,
     /// Data or tree.
     pub kind: BlobKind,
-    /// Raw or compressed.
+    /// Raw, compressed, or a member of a group.
     pub encoding: Encoding,
+    /// Where the blob's content starts in its group's content; 0 unless grouped.
+    pub member_offset: u32,
 }
 
 /// Opens, decompresses and verifies a sealed blob read from its pack.
@@ -172,6 +164,10 @@ pub(crate) fn decode(
     location: &BlobLocation,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
+    if location.encoding == Encoding::Grouped {
+        let group = crate::group::open(sealer, format_major, location, sealed)?;
+        return crate::group::member(hasher, id, location, &group);
+    }
     let file = format!("packs/{}", location.pack);
     let plain = sealer.open(
         sealed,
@@ -180,19 +176,72 @@ pub(crate) fn decode(
         location.offset,
     )?;
     let content = match location.encoding {
-        Encoding::Raw => plain,
-        // One decompression context per thread: creating one per blob (what
-        // `zstd::bulk::decompress` does) was a fifth of a restore's CPU time.
-        Encoding::Zstd => DECOMPRESSOR
-            .with_borrow_mut(|slot| {
-                let decompressor = match slot {
-                    Some(decompressor) => decompressor,
-                    None => slot.insert(zstd::bulk::Decompressor::new()?),
-                };
-                decompressor.decompress(&plain, location.raw_length as usize)
-            })
+        Encoding::Raw | Encoding::Grouped => plain,
+        Encoding::Zstd => decompress(&plain, location.raw_length as usize)
             .map_err(|e| Error::corrupt(&file, location.offset, format!("blob {id}: zstd: {e}")))?,
     };
+    verify(hasher, id, location, content)
+}
+
+/// Decompresses one zstd frame of at most `capacity` bytes.
+pub(crate) fn decompress(frame: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    // One decompression context per thread: creating one per blob (what
+    // `zstd::bulk::decompress` does) was a fifth of a restore's CPU time.
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(decompressor) => decompressor,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(frame, capacity)
+    })
+}
+
+/// The content size of `frame`, which must be exactly one zstd frame that states its content
+/// size, of at most `limit` bytes; otherwise why not. Readers size their output from it, so
+/// that a damaged header cannot make them allocate more than the limit.
+pub(crate) fn single_frame_size(frame: &[u8], limit: u64) -> std::result::Result<usize, String> {
+    match zstd::zstd_safe::find_frame_compressed_size(frame) {
+        Ok(len) if len == frame.len() => {}
+        Ok(len) => return Err(format!("{} bytes follow the zstd frame", frame.len() - len)),
+        Err(_) => return Err("not a zstd frame".to_string()),
+    }
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        // At most `limit`, which callers keep far below usize::MAX.
+        Ok(Some(size)) if size <= limit => Ok(size as usize),
+        Ok(Some(size)) => Err(format!("{size} bytes, over the limit of {limit}")),
+        Ok(None) | Err(_) => Err("the zstd frame does not state its size".to_string()),
+    }
+}
+
+/// Compresses `data` into one zstd frame at `zstd_level` (not 0), into `out` (cleared first).
+pub(crate) fn compress_into(zstd_level: i32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    COMPRESSOR.with_borrow_mut(|slot| {
+        if !matches!(slot, Some((level, _)) if *level == zstd_level) {
+            *slot = Some((
+                zstd_level,
+                zstd::bulk::Compressor::new(zstd_level).map_err(compression_error)?,
+            ));
+        }
+        let Some((_, compressor)) = slot.as_mut() else {
+            unreachable!("the compressor was set just above");
+        };
+        compressor
+            .compress_to_buffer(data, out)
+            .map_err(compression_error)?;
+        Ok(())
+    })
+}
+
+/// Returns `content` if it is the blob `location` describes: its length and its id.
+pub(crate) fn verify(
+    hasher: &IdHasher,
+    id: &ChunkId,
+    location: &BlobLocation,
+    content: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let file = format!("packs/{}", location.pack);
     if content.len() != location.raw_length as usize {
         return Err(Error::corrupt(
             &file,

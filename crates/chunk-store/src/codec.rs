@@ -46,6 +46,38 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], file: &str, offset: u64)
         .map_err(|e| Error::corrupt(file, offset, format!("cannot decode: {e}")))
 }
 
+/// zstd level of compressed listings (format 2 trailers and index files).
+const LISTING_ZSTD_LEVEL: i32 = 3;
+
+/// Encodes a structure as one zstd frame of its encoding (format 2 pack trailers and index
+/// files): their records are fixed width, and all but the ids compress well.
+pub(crate) fn encode_compressed<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
+    let encoded = encode(value, what)?;
+    let mut out = Vec::new();
+    crate::blob::compress_into(LISTING_ZSTD_LEVEL, &encoded, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a structure written by [`encode_compressed`] from `bytes`, which start at `offset`
+/// in `file`; an encoding over [`DECODE_LIMIT`] is damage.
+pub(crate) fn decode_compressed<T: DeserializeOwned>(
+    bytes: &[u8],
+    file: &str,
+    offset: u64,
+) -> Result<T> {
+    let damage = |reason: String| Error::corrupt(file, offset, reason);
+    let size = crate::blob::single_frame_size(bytes, DECODE_LIMIT)
+        .map_err(|reason| damage(format!("listing: {reason}")))?;
+    let encoded = crate::blob::decompress(bytes, size).map_err(|e| damage(format!("zstd: {e}")))?;
+    if encoded.len() != size {
+        return Err(damage(format!(
+            "listing is {} bytes, its frame says {size}",
+            encoded.len()
+        )));
+    }
+    decode(&encoded, file, offset)
+}
+
 /// Appends the magic and version that start every file.
 pub(crate) fn write_header(out: &mut Vec<u8>, magic: &[u8; 8], version: u16) {
     out.extend_from_slice(magic);
@@ -167,6 +199,31 @@ mod tests {
                 unframe_checked(&damaged, b"RSPLTEST", 1, "test").is_err(),
                 "flip at {i} undetected"
             );
+        }
+    }
+
+    #[test]
+    fn a_compressed_structure_round_trips_and_must_be_exactly_one_frame() {
+        let value: Vec<(u64, [u8; 4])> = (0..500).map(|n| (n, [7, 7, 7, 7])).collect();
+        let bytes = encode_compressed(&value, "test").expect("encode");
+        assert!(
+            bytes.len() < 500 * 12 / 2,
+            "compressed: {} bytes",
+            bytes.len()
+        );
+        let back: Vec<(u64, [u8; 4])> = decode_compressed(&bytes, "f", 3).expect("decode");
+        assert_eq!(back, value);
+        // A second frame, a byte after the frame, a cut frame, bytes that are no frame.
+        let twice = [bytes.clone(), bytes.clone()].concat();
+        let longer = [bytes.clone(), vec![0]].concat();
+        let cut = bytes[..bytes.len() - 1].to_vec();
+        for damaged in [twice, longer, cut, encode(&value, "test").expect("plain")] {
+            match decode_compressed::<Vec<(u64, [u8; 4])>>(&damaged, "f", 3) {
+                Err(Error::Corrupt { file, offset, .. }) => {
+                    assert_eq!((file.as_str(), offset), ("f", 3))
+                }
+                other => panic!("expected damage, got {other:?}"),
+            }
         }
     }
 

@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 
 const CONFIG_MAGIC: &[u8; 8] = b"RSPLCONF";
 
-/// The repository format major version this build writes and the highest it reads.
-pub const FORMAT_MAJOR: u16 = 1;
+/// The repository format major version this build writes by default and the highest it
+/// reads. Format 2 gathers tree blobs into groups and compresses trailers and index files;
+/// format 1 repositories are read and written as format 1.
+pub const FORMAT_MAJOR: u16 = 2;
 /// The repository format minor version this build writes; minors only add optional data.
 pub const FORMAT_MINOR: u16 = 0;
 
@@ -144,9 +146,16 @@ impl RepoConfig {
         Ok(())
     }
 
-    /// Encodes the config file.
-    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
-        codec::frame_checked(CONFIG_MAGIC, FORMAT_MAJOR, &codec::encode(self, "config")?)
+    /// Encodes the config file of a repository of format `format_major`.
+    pub(crate) fn to_bytes(&self, format_major: u16) -> Result<Vec<u8>> {
+        if !(1..=FORMAT_MAJOR).contains(&format_major) {
+            return Err(Error::InvalidSetting {
+                name: "format version",
+                value: format_major.to_string(),
+                expected: format!("1 to {FORMAT_MAJOR}"),
+            });
+        }
+        codec::frame_checked(CONFIG_MAGIC, format_major, &codec::encode(self, "config")?)
     }
 
     /// Decodes and validates a config file; returns the repository's format major version

@@ -78,9 +78,9 @@ pub fn decode_config(bytes: &[u8]) -> Result<(u16, RepoConfig)> {
     RepoConfig::from_bytes(bytes)
 }
 
-/// Encodes a `config` file.
-pub fn encode_config(config: &RepoConfig) -> Result<Vec<u8>> {
-    config.to_bytes()
+/// Encodes a `config` file of a repository of format `format_major`.
+pub fn encode_config(config: &RepoConfig, format_major: u16) -> Result<Vec<u8>> {
+    config.to_bytes(format_major)
 }
 
 /// Reads the public part of a key file named by its content (what `key list` shows).
@@ -132,9 +132,13 @@ pub fn decode_index_file(mode: SealMode, bytes: &[u8]) -> Result<Vec<IndexedPack
     index_file::decode(&mode.sealer(), &content_name(bytes), bytes)
 }
 
-/// Encodes an index file listing `packs`; returns its name and bytes.
-pub fn encode_index_file(mode: SealMode, packs: &[IndexedPack]) -> Result<(String, Vec<u8>)> {
-    index_file::encode(&mode.sealer(), packs)
+/// Encodes an index file of `version` (1 or 2) listing `packs`; returns its name and bytes.
+pub fn encode_index_file(
+    mode: SealMode,
+    version: u16,
+    packs: &[IndexedPack],
+) -> Result<(String, Vec<u8>)> {
+    index_file::encode(&mode.sealer(), version, packs)
 }
 
 /// Decodes lock file `name` (the crate's `lock_file::decode`).
@@ -152,7 +156,7 @@ pub fn blob_id(mode: SealMode, data: &[u8]) -> ChunkId {
     mode.hasher().hash(data)
 }
 
-/// Encodes blob `id` of `data` as a store of format major 1 would (the crate's
+/// Encodes blob `id` of `data` as a store of format major [`FORMAT_MAJOR`] would (the crate's
 /// `blob::encode_into`: zstd unless it does not shrink, then sealed); returns the encoding
 /// used and the sealed bytes.
 pub fn encode_blob(
@@ -176,7 +180,7 @@ pub fn encode_blob(
 }
 
 /// Opens, decompresses and verifies sealed blob `id` found at `location` (the crate's
-/// `blob::decode`, for a repository of format major 1).
+/// `blob::decode`, for a repository of format major [`FORMAT_MAJOR`]).
 pub fn decode_blob(
     mode: SealMode,
     id: &ChunkId,
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn pack_trailer_and_index_file_wrappers_read_what_the_encoders_write() {
         for mode in MODES {
-            let mut builder = PackBuilder::new(64);
+            let mut builder = PackBuilder::new(2, 64);
             let sealed = seal(mode, b"blob", b"ad").expect("seal");
             let id = ChunkId::from_bytes([3; 32]);
             builder
@@ -218,7 +222,7 @@ mod tests {
                 size: finished.bytes().len() as u64,
                 blobs: entries,
             }];
-            let (name, bytes) = encode_index_file(mode, &packs).expect("encode");
+            let (name, bytes) = encode_index_file(mode, 2, &packs).expect("encode");
             assert_eq!(name, content_name(&bytes));
             assert_eq!(decode_index_file(mode, &bytes).expect("decode"), packs);
             assert!(decode_index_file(mode, &bytes[..bytes.len() - 1]).is_err());
@@ -240,6 +244,7 @@ mod tests {
                 raw_length: data.len() as u32,
                 kind: BlobKind::Tree,
                 encoding,
+                member_offset: 0,
             };
             assert_eq!(
                 decode_blob(mode, &id, &location, &sealed).expect("decode"),

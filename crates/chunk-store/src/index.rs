@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::index_file::IndexedPack;
 use crate::pack::PackEntry;
 
-const BLOBS: TableDefinition<&[u8; 32], &[u8; LOCATION_LEN]> = TableDefinition::new("blobs-v1");
-const INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v1");
+const BLOBS: TableDefinition<&[u8; 32], &[u8; LOCATION_LEN]> = TableDefinition::new("blobs-v2");
+const INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v2");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
 /// Snapshot files read before, by name. They never change (each is named by the BLAKE3 hash of
 /// its content), so a copy stays good until the file is deleted.
@@ -36,11 +36,16 @@ const SNAPSHOT_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("snaps
 const KEPT_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("kept-values-v1");
 /// The stamp of the listing of `index/` whose every file is absorbed, under the key
 /// [`INDEX_LISTING`] ([`crate::Backend::listing_stamp`]); emptied with the blobs.
-const LISTING_STAMPS: TableDefinition<&str, &[u8]> = TableDefinition::new("listing-stamps-v1");
+const LISTING_STAMPS: TableDefinition<&str, &[u8]> = TableDefinition::new("listing-stamps-v2");
+/// The tables of caches written before locations had a place in a group (50-byte locations):
+/// dropped at open, and the index is absorbed again into the tables above.
+const OLD_BLOBS: TableDefinition<&[u8; 32], &[u8; 50]> = TableDefinition::new("blobs-v1");
+const OLD_INDEX_FILES: TableDefinition<&str, ()> = TableDefinition::new("index-files-v1");
+const OLD_LISTING_STAMPS: TableDefinition<&str, &[u8]> = TableDefinition::new("listing-stamps-v1");
 const INDEX_LISTING: &str = "index";
 const META_REPOSITORY: &str = "repository-id";
 
-const LOCATION_LEN: usize = 50;
+const LOCATION_LEN: usize = 54;
 /// Page cache of the database; the index itself stays on disk whatever its size. 16 MiB
 /// rather than 64: the SQLite rounds (about 120,000 page-sized chunks) peaked at 72 MiB
 /// instead of 96 MiB, within 3% of the time, and a 1.3 GB tree backed up as fast
@@ -55,6 +60,7 @@ fn encode_location(l: &BlobLocation) -> [u8; LOCATION_LEN] {
     out[44..48].copy_from_slice(&l.raw_length.to_le_bytes());
     out[48] = l.kind.to_byte();
     out[49] = l.encoding.to_byte();
+    out[50..54].copy_from_slice(&l.member_offset.to_le_bytes());
     out
 }
 
@@ -67,6 +73,8 @@ fn decode_location(b: &[u8; LOCATION_LEN]) -> Option<BlobLocation> {
     length.copy_from_slice(&b[40..44]);
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&b[44..48]);
+    let mut member_offset = [0u8; 4];
+    member_offset.copy_from_slice(&b[50..54]);
     Some(BlobLocation {
         pack: ChunkId::from_bytes(pack),
         offset: u64::from_le_bytes(offset),
@@ -74,6 +82,7 @@ fn decode_location(b: &[u8; LOCATION_LEN]) -> Option<BlobLocation> {
         raw_length: u32::from_le_bytes(raw),
         kind: BlobKind::from_byte(b[48])?,
         encoding: Encoding::from_byte(b[49])?,
+        member_offset: u32::from_le_bytes(member_offset),
     })
 }
 
@@ -261,6 +270,10 @@ impl Index {
                 txn.delete_table(LISTING_STAMPS).map_err(|e| self.err(e))?;
             }
         }
+        txn.delete_table(OLD_BLOBS).map_err(|e| self.err(e))?;
+        txn.delete_table(OLD_INDEX_FILES).map_err(|e| self.err(e))?;
+        txn.delete_table(OLD_LISTING_STAMPS)
+            .map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))
     }
 
@@ -662,7 +675,8 @@ mod tests {
             length: 77,
             raw_length: 1 << 20,
             kind: BlobKind::Tree,
-            encoding: Encoding::Zstd,
+            encoding: Encoding::Grouped,
+            member_offset: 0x0a0b_0c0d,
         };
         assert_eq!(decode_location(&encode_location(&l)), Some(l));
     }
@@ -685,6 +699,7 @@ mod tests {
                         offset: u64::from(b) * 4096,
                         length: 4000,
                         raw_length: 9000,
+                        member_offset: 0,
                     })
                     .collect(),
             })

@@ -13,11 +13,13 @@ use chunker::ChunkId;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::pack::{EntryRecord, PackEntry};
+use crate::pack::{EntryRecord, EntryRecord2, PackEntry};
 use crate::seal::Sealer;
 
 const INDEX_MAGIC: &[u8; 8] = b"RSPLINDX";
-const INDEX_VERSION: u16 = 1;
+/// The newest index file version this build reads: 1 (format 1), 2 (format 2: a compressed
+/// body whose entries can be members of groups).
+const INDEX_VERSION: u16 = 2;
 
 /// One pack and the blobs it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,13 @@ struct PackRecord {
     pack: [u8; 32],
     size: u64,
     blobs: Vec<EntryRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackRecord2 {
+    pack: [u8; 32],
+    size: u64,
+    blobs: Vec<EntryRecord2>,
 }
 
 /// Splits `packs` into groups that each fit in one index file (at most `max_blobs` blobs,
@@ -66,20 +75,37 @@ fn body_ad(version: u16) -> [u8; 21] {
     ad
 }
 
-/// Encodes an index file; returns its name and bytes.
-pub(crate) fn encode(sealer: &Sealer, packs: &[IndexedPack]) -> Result<(String, Vec<u8>)> {
-    let records: Vec<PackRecord> = packs
-        .iter()
-        .map(|p| PackRecord {
-            pack: *p.pack.as_bytes(),
-            size: p.size,
-            blobs: p.blobs.iter().map(EntryRecord::from).collect(),
-        })
-        .collect();
-    let body = codec::encode(&records, "index file")?;
+/// Encodes an index file of `version` (see [`crate::pack::listing_version`]); returns its
+/// name and bytes.
+pub(crate) fn encode(
+    sealer: &Sealer,
+    version: u16,
+    packs: &[IndexedPack],
+) -> Result<(String, Vec<u8>)> {
+    let body = if version >= 2 {
+        let records: Vec<PackRecord2> = packs
+            .iter()
+            .map(|p| PackRecord2 {
+                pack: *p.pack.as_bytes(),
+                size: p.size,
+                blobs: p.blobs.iter().map(EntryRecord2::from).collect(),
+            })
+            .collect();
+        codec::encode_compressed(&records, "index file")?
+    } else {
+        let records: Vec<PackRecord> = packs
+            .iter()
+            .map(|p| PackRecord {
+                pack: *p.pack.as_bytes(),
+                size: p.size,
+                blobs: p.blobs.iter().map(EntryRecord::from).collect(),
+            })
+            .collect();
+        codec::encode(&records, "index file")?
+    };
     let mut bytes = Vec::with_capacity(codec::HEADER_LEN + body.len() + sealer.overhead());
-    codec::write_header(&mut bytes, INDEX_MAGIC, INDEX_VERSION);
-    sealer.seal_into(&mut bytes, &body, &body_ad(INDEX_VERSION))?;
+    codec::write_header(&mut bytes, INDEX_MAGIC, version);
+    sealer.seal_into(&mut bytes, &body, &body_ad(version))?;
     Ok((blake3::hash(&bytes).to_hex().to_string(), bytes))
 }
 
@@ -101,21 +127,32 @@ pub(crate) fn decode(sealer: &Sealer, name: &str, bytes: &[u8]) -> Result<Vec<In
         &file,
         offset,
     )?;
-    let records: Vec<PackRecord> = codec::decode(&body, &file, offset)?;
-    records
-        .into_iter()
-        .map(|r| {
-            Ok(IndexedPack {
-                pack: ChunkId::from_bytes(r.pack),
-                size: r.size,
-                blobs: r
-                    .blobs
-                    .iter()
-                    .map(|b| b.to_entry(&file, offset))
-                    .collect::<Result<_>>()?,
-            })
+    let pack = |pack: [u8; 32], size: u64, blobs: Result<Vec<PackEntry>>| {
+        Ok(IndexedPack {
+            pack: ChunkId::from_bytes(pack),
+            size,
+            blobs: blobs?,
         })
-        .collect()
+    };
+    if version >= 2 {
+        let records: Vec<PackRecord2> = codec::decode_compressed(&body, &file, offset)?;
+        records
+            .into_iter()
+            .map(|r| {
+                let blobs = r.blobs.iter().map(|b| b.to_entry(&file, offset)).collect();
+                pack(r.pack, r.size, blobs)
+            })
+            .collect()
+    } else {
+        let records: Vec<PackRecord> = codec::decode(&body, &file, offset)?;
+        records
+            .into_iter()
+            .map(|r| {
+                let blobs = r.blobs.iter().map(|b| b.to_entry(&file, offset)).collect();
+                pack(r.pack, r.size, blobs)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +171,7 @@ mod tests {
                     offset: 10,
                     length: 16,
                     raw_length: 0,
+                    member_offset: 0,
                 };
                 blobs
             ],

@@ -42,6 +42,7 @@ mod blob;
 mod codec;
 mod config;
 mod error;
+mod group;
 mod index;
 mod index_file;
 mod keys;

@@ -21,8 +21,15 @@ use crate::seal::Sealer;
 
 const PACK_MAGIC: &[u8; 8] = b"RSPLPACK";
 const FOOTER_MAGIC: &[u8; 8] = b"RSPLPEND";
-const PACK_VERSION: u16 = 1;
+/// The newest pack version this build reads: 1 (format 1), 2 (format 2: compressed trailer,
+/// groups).
+const PACK_VERSION: u16 = 2;
 const FOOTER_LEN: u64 = 12;
+
+/// The pack and index file version written in a repository of format `format_major`.
+pub(crate) fn listing_version(format_major: u16) -> u16 {
+    if format_major >= 2 { 2 } else { 1 }
+}
 
 /// One blob in a pack, as listed in the trailer and in index files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,17 +40,19 @@ pub struct PackEntry {
     pub kind: BlobKind,
     /// Raw or compressed.
     pub encoding: Encoding,
-    /// Offset of the sealed blob from the start of the pack.
+    /// Offset of the sealed blob (of its group, when grouped) from the start of the pack.
     pub offset: u64,
-    /// Length of the sealed blob.
+    /// Length of the sealed blob (of its group, when grouped).
     pub length: u32,
     /// Length of the blob's content.
     pub raw_length: u32,
+    /// Where the blob's content starts in its group's content; 0 unless grouped.
+    pub member_offset: u32,
 }
 
 impl PackEntry {
-    /// This blob's sealed bytes within `pack`, the whole content of its pack; `None` when the
-    /// entry points outside it (a truncated or damaged pack).
+    /// This blob's sealed bytes (its group's, when grouped) within `pack`, the whole content
+    /// of its pack; `None` when the entry points outside it (a truncated or damaged pack).
     pub fn sealed_in<'a>(&self, pack: &'a [u8]) -> Option<&'a [u8]> {
         let start = usize::try_from(self.offset).ok()?;
         pack.get(start..start.checked_add(self.length as usize)?)
@@ -58,11 +67,41 @@ impl PackEntry {
             raw_length: self.raw_length,
             kind: self.kind,
             encoding: self.encoding,
+            member_offset: self.member_offset,
+        }
+    }
+
+    /// Checks what a pack of `version` may list: known only in version 2, groups hold trees,
+    /// and a member's range stays within the largest group.
+    fn check(self, version: u16, file: &str, offset: u64) -> Result<Self> {
+        let damage = |reason: String| Err(Error::corrupt(file, offset, reason));
+        match self.encoding {
+            Encoding::Grouped if version < 2 => damage(format!(
+                "blob {}: groups need version 2, the listing is version {version}",
+                self.id
+            )),
+            Encoding::Grouped if self.kind != BlobKind::Tree => {
+                damage(format!("blob {}: only tree blobs are grouped", self.id))
+            }
+            Encoding::Grouped
+                if u64::from(self.member_offset) + u64::from(self.raw_length)
+                    > crate::group::MAX_GROUP_SIZE as u64 =>
+            {
+                damage(format!(
+                    "blob {}: its range ends past the largest group",
+                    self.id
+                ))
+            }
+            Encoding::Raw | Encoding::Zstd if self.member_offset != 0 => damage(format!(
+                "blob {}: a place in a group, but not grouped",
+                self.id
+            )),
+            _ => Ok(self),
         }
     }
 }
 
-/// The stored form of a [`PackEntry`]: 50 bytes, fixed width.
+/// The stored form of a [`PackEntry`] in version 1: 50 bytes, fixed width.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct EntryRecord {
     id: [u8; 32],
@@ -71,6 +110,51 @@ pub(crate) struct EntryRecord {
     offset: u64,
     length: u32,
     raw_length: u32,
+}
+
+/// The stored form of a [`PackEntry`] in version 2: 54 bytes, fixed width.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EntryRecord2 {
+    id: [u8; 32],
+    kind: u8,
+    encoding: u8,
+    offset: u64,
+    length: u32,
+    raw_length: u32,
+    member_offset: u32,
+}
+
+impl From<&PackEntry> for EntryRecord2 {
+    fn from(e: &PackEntry) -> Self {
+        Self {
+            id: *e.id.as_bytes(),
+            kind: e.kind.to_byte(),
+            encoding: e.encoding.to_byte(),
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+            member_offset: e.member_offset,
+        }
+    }
+}
+
+impl EntryRecord2 {
+    /// Converts back, checking what a version 2 listing may hold.
+    pub(crate) fn to_entry(&self, file: &str, offset: u64) -> Result<PackEntry> {
+        let v1 = EntryRecord {
+            id: self.id,
+            kind: self.kind,
+            encoding: self.encoding,
+            offset: self.offset,
+            length: self.length,
+            raw_length: self.raw_length,
+        };
+        let entry = PackEntry {
+            member_offset: self.member_offset,
+            ..v1.parse(file, offset)?
+        };
+        entry.check(2, file, offset)
+    }
 }
 
 impl From<&PackEntry> for EntryRecord {
@@ -87,8 +171,13 @@ impl From<&PackEntry> for EntryRecord {
 }
 
 impl EntryRecord {
-    /// Converts back, checking the enumerations.
+    /// Converts back, checking what a version 1 listing may hold.
     pub(crate) fn to_entry(&self, file: &str, offset: u64) -> Result<PackEntry> {
+        self.parse(file, offset)?.check(1, file, offset)
+    }
+
+    /// Converts back, checking the enumerations.
+    fn parse(&self, file: &str, offset: u64) -> Result<PackEntry> {
         let kind = BlobKind::from_byte(self.kind).ok_or_else(|| {
             Error::corrupt(file, offset, format!("unknown blob kind {}", self.kind))
         })?;
@@ -106,7 +195,30 @@ impl EntryRecord {
             offset: self.offset,
             length: self.length,
             raw_length: self.raw_length,
+            member_offset: 0,
         })
+    }
+}
+
+/// Encodes the plaintext of a trailer, or of one pack's part of an index file, of `version`.
+fn encode_entries(entries: &[PackEntry], version: u16) -> Result<Vec<u8>> {
+    if version >= 2 {
+        let records: Vec<EntryRecord2> = entries.iter().map(EntryRecord2::from).collect();
+        codec::encode_compressed(&records, "pack trailer")
+    } else {
+        let records: Vec<EntryRecord> = entries.iter().map(EntryRecord::from).collect();
+        codec::encode(&records, "pack trailer")
+    }
+}
+
+/// Decodes a trailer's plaintext of `version`, which starts at `offset` in `file`.
+fn decode_entries(plain: &[u8], version: u16, file: &str, offset: u64) -> Result<Vec<PackEntry>> {
+    if version >= 2 {
+        let records: Vec<EntryRecord2> = codec::decode_compressed(plain, file, offset)?;
+        records.iter().map(|r| r.to_entry(file, offset)).collect()
+    } else {
+        let records: Vec<EntryRecord> = codec::decode(plain, file, offset)?;
+        records.iter().map(|r| r.to_entry(file, offset)).collect()
     }
 }
 
@@ -118,10 +230,10 @@ fn trailer_ad(version: u16) -> [u8; 18] {
     ad
 }
 
-/// The first bytes of every pack.
-fn pack_header() -> Vec<u8> {
+/// The first bytes of every pack of `version`.
+fn pack_header(version: u16) -> Vec<u8> {
     let mut header = Vec::with_capacity(codec::HEADER_LEN);
-    codec::write_header(&mut header, PACK_MAGIC, PACK_VERSION);
+    codec::write_header(&mut header, PACK_MAGIC, version);
     header
 }
 
@@ -174,6 +286,7 @@ impl PackContent {
 /// A pack being filled.
 #[derive(Debug)]
 pub(crate) struct PackBuilder {
+    version: u16,
     content: PackContent,
     /// Bytes appended so far.
     len: u64,
@@ -211,24 +324,25 @@ impl FinishedPack {
 }
 
 impl PackBuilder {
-    /// An empty pack in memory, with room for `capacity` bytes.
-    pub(crate) fn new(capacity: usize) -> Self {
-        let header = pack_header();
+    /// An empty pack of `version` in memory, with room for `capacity` bytes.
+    pub(crate) fn new(version: u16, capacity: usize) -> Self {
+        let header = pack_header(version);
         let mut bytes = Vec::with_capacity(capacity.max(header.len()));
         bytes.extend_from_slice(&header);
-        Self::started(PackContent::Memory(bytes), &header)
+        Self::started(version, PackContent::Memory(bytes), &header)
     }
 
-    /// An empty pack written to `file` as it is filled.
-    pub(crate) fn staged(mut file: Box<dyn StagedFile>) -> Result<Self> {
-        let header = pack_header();
+    /// An empty pack of `version` written to `file` as it is filled.
+    pub(crate) fn staged(version: u16, mut file: Box<dyn StagedFile>) -> Result<Self> {
+        let header = pack_header(version);
         file.append(&header)?;
-        Ok(Self::started(PackContent::Staged(file), &header))
+        Ok(Self::started(version, PackContent::Staged(file), &header))
     }
 
     /// A pack whose `content` holds `header` and nothing else.
-    fn started(content: PackContent, header: &[u8]) -> Self {
+    fn started(version: u16, content: PackContent, header: &[u8]) -> Self {
         Self {
+            version,
             content,
             len: header.len() as u64,
             entries: Vec::new(),
@@ -289,16 +403,41 @@ impl PackBuilder {
             offset,
             length,
             raw_length,
+            member_offset: 0,
         });
+        Ok(())
+    }
+
+    /// Appends a sealed group of tree blobs (a version 2 pack only), one entry per member.
+    pub(crate) fn add_group(
+        &mut self,
+        members: &[crate::group::Member],
+        sealed: &[u8],
+    ) -> Result<()> {
+        debug_assert!(self.version >= 2, "groups need a version 2 pack");
+        let length = u32::try_from(sealed.len()).map_err(|_| Error::BlobTooLarge {
+            size: sealed.len(),
+            max: u32::MAX as usize,
+        })?;
+        let offset = self.len;
+        self.append(sealed)?;
+        self.entries.extend(members.iter().map(|m| PackEntry {
+            id: m.id,
+            kind: BlobKind::Tree,
+            encoding: Encoding::Grouped,
+            offset,
+            length,
+            raw_length: m.length,
+            member_offset: m.offset,
+        }));
         Ok(())
     }
 
     /// Seals the trailer and returns the finished pack.
     pub(crate) fn finish(mut self, sealer: &Sealer) -> Result<FinishedPack> {
-        let records: Vec<EntryRecord> = self.entries.iter().map(EntryRecord::from).collect();
-        let trailer = codec::encode(&records, "pack trailer")?;
+        let trailer = encode_entries(&self.entries, self.version)?;
         let mut tail = Vec::with_capacity(trailer.len() + sealer.overhead() + FOOTER_LEN as usize);
-        sealer.seal_into(&mut tail, &trailer, &trailer_ad(PACK_VERSION))?;
+        sealer.seal_into(&mut tail, &trailer, &trailer_ad(self.version))?;
         // A trailer of a pack of at most MAX_PACK_ENTRIES fits in a u32.
         let trailer_len = tail.len() as u32;
         tail.extend_from_slice(&trailer_len.to_le_bytes());
@@ -396,10 +535,8 @@ fn parse_trailer(
         })?;
     let sealed = read_range(blobs_end, trailer_len)?;
     let trailer = sealer.open(&sealed, &trailer_ad(version), &file, blobs_end)?;
-    let records: Vec<EntryRecord> = codec::decode(&trailer, &file, blobs_end)?;
-    let mut entries = Vec::with_capacity(records.len());
-    for record in &records {
-        let entry = record.to_entry(&file, blobs_end)?;
+    let entries = decode_entries(&trailer, version, &file, blobs_end)?;
+    for entry in &entries {
         let end = entry.offset.checked_add(u64::from(entry.length));
         if entry.offset < codec::HEADER_LEN as u64 || end.is_none_or(|end| end > blobs_end) {
             return Err(Error::corrupt(
@@ -411,7 +548,6 @@ fn parse_trailer(
                 ),
             ));
         }
-        entries.push(entry);
     }
     Ok(entries)
 }
@@ -430,8 +566,8 @@ mod tests {
             .expect("staging works")
             .expect("a local backend stages");
         let mut builders = [
-            PackBuilder::new(64),
-            PackBuilder::staged(staged).expect("the header is written"),
+            PackBuilder::new(1, 64),
+            PackBuilder::staged(1, staged).expect("the header is written"),
         ];
         for builder in &mut builders {
             for (n, size) in [10usize, 300_000, 1].into_iter().enumerate() {
@@ -463,7 +599,7 @@ mod tests {
     fn a_pack_that_outgrows_its_capacity_is_not_doubled() {
         // Capacity for 100 bytes; then a blob of 1 MiB and a trailer: amortized growth would
         // leave twice the pack's length allocated.
-        let mut builder = PackBuilder::new(100);
+        let mut builder = PackBuilder::new(1, 100);
         for (n, size) in [60usize, 1 << 20, 30].into_iter().enumerate() {
             let id = ChunkId::from_bytes([n as u8; 32]);
             builder

@@ -13,6 +13,7 @@ use crate::config::{
     EncryptionConfig, FORMAT_MAJOR, FORMAT_MINOR, RepoConfig,
 };
 use crate::error::{Error, Result};
+use crate::group::{self, GROUP_MEMBER_MAX, GroupBuilder, GroupCache, SealedGroup};
 use crate::index::Index;
 use crate::index_file::{self, IndexedPack};
 use crate::keys::{self, KdfParams, KeyInfo, KeyOrigin, MasterKey, Unwrapped};
@@ -35,7 +36,7 @@ const INDEX_FILE_DUE_ENTRIES: usize = 65_536;
 /// Most blobs in one pack, and most blobs listed by one index file: keeps trailers and index
 /// files far below the codec's size limit even when blobs are tiny.
 const MAX_PACK_ENTRIES: usize = 100_000;
-/// Most blobs one index file lists (format 1.0, `docs/format.md` section 9).
+/// Most blobs one index file lists (`docs/format.md` section 9).
 pub const MAX_INDEX_FILE_ENTRIES: usize = 1_000_000;
 
 /// The associated data of a value kept beside the fast index under `key`: a value opens only
@@ -163,6 +164,9 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     /// Who creates the first key file, and when.
     pub key_origin: KeyOrigin,
+    /// Format major version of the repository, 1 to [`FORMAT_MAJOR`] (the default): 1 for a
+    /// repository that older versions of respaldo must read.
+    pub format_major: u16,
 }
 
 impl Default for InitOptions {
@@ -174,6 +178,7 @@ impl Default for InitOptions {
             pack_size: DEFAULT_PACK_SIZE,
             kdf: KdfParams::default(),
             key_origin: KeyOrigin::default(),
+            format_major: FORMAT_MAJOR,
         }
     }
 }
@@ -191,6 +196,8 @@ enum Pending {
 struct WriteState {
     data: Option<PackBuilder>,
     tree: Option<PackBuilder>,
+    /// Tree blobs gathered for the next group (format 2).
+    group: GroupBuilder,
     pending: HashMap<ChunkId, Pending>,
     unindexed: Vec<IndexedPack>,
     /// Blobs in unindexed packs.
@@ -212,12 +219,15 @@ impl WriteState {
     /// threads that added them were told they were, so the next flush must fail, and their
     /// reservations go, so that they can be added again.
     fn lose(&mut self, ids: &[ChunkId], reason: &Error) {
-        for id in ids {
-            self.pending.remove(id);
-        }
-        if !ids.is_empty() {
-            let lost = self.lost.get_or_insert_with(|| (0, reason.to_string()));
-            lost.0 += ids.len();
+        // Counted once each: a group's members may be lost with their group and again with
+        // the pack it was going to.
+        let lost = ids
+            .iter()
+            .filter(|id| self.pending.remove(id).is_some())
+            .count();
+        if lost > 0 {
+            let entry = self.lost.get_or_insert_with(|| (0, reason.to_string()));
+            entry.0 += lost;
         }
     }
 }
@@ -344,6 +354,8 @@ pub struct ChunkStore {
     unreadable_index_files: Mutex<Vec<(String, String)>>,
     /// Local copies of tree packs, for remote backends.
     tree_packs: Option<PackCache>,
+    /// Groups of tree blobs read lately, decoded.
+    groups: GroupCache,
 }
 
 impl ChunkStore {
@@ -391,7 +403,7 @@ impl ChunkStore {
             pack_size: options.pack_size,
         };
         config.validate()?;
-        let config_bytes = config.to_bytes()?;
+        let config_bytes = config.to_bytes(options.format_major)?;
         let config_hash = *blake3::hash(&config_bytes).as_bytes();
         let master = match &options.password {
             Some(password) => {
@@ -414,7 +426,7 @@ impl ChunkStore {
         backend.write(FileKind::Config, CONFIG_NAME, &config_bytes)?;
         Self::assemble(
             backend,
-            (FORMAT_MAJOR, config, config_hash),
+            (options.format_major, config, config_hash),
             master,
             index_path.into(),
         )
@@ -573,6 +585,7 @@ impl ChunkStore {
             state: Mutex::new(WriteState::default()),
             unreadable_index_files: Mutex::new(Vec::new()),
             tree_packs: None,
+            groups: GroupCache::default(),
         })
     }
 
@@ -743,7 +756,36 @@ impl ChunkStore {
         result
     }
 
+    /// Whether tree blobs are gathered into groups: in format 2, when compression is on.
+    fn groups_trees(&self) -> bool {
+        self.format_major >= 2 && self.config.compression.zstd_level != 0
+    }
+
+    /// Stores a new blob whose id the caller reserved in `pending`: a small tree goes into the
+    /// next group (format 2), anything else into a blob of its own.
     fn store_new_blob(&self, kind: BlobKind, id: ChunkId, data: &[u8]) -> Result<AddOutcome> {
+        if kind == BlobKind::Tree && self.groups_trees() && data.len() <= GROUP_MEMBER_MAX {
+            let full = {
+                let mut state = self.state();
+                state.group.push(id, data);
+                (state.group.len() >= group::GROUP_TARGET).then(|| std::mem::take(&mut state.group))
+            };
+            if let Some(full) = full {
+                self.store_group(full)?;
+            }
+            // The member's share of its group's sealed bytes is known only once the group is
+            // sealed: its content length stands for it.
+            return Ok(AddOutcome {
+                id,
+                stored: true,
+                stored_bytes: data.len() as u64,
+            });
+        }
+        self.store_apart(kind, id, data)
+    }
+
+    /// Stores a new blob, reserved in `pending`, as a blob of its own.
+    fn store_apart(&self, kind: BlobKind, id: ChunkId, data: &[u8]) -> Result<AddOutcome> {
         thread_local! {
             static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -759,7 +801,10 @@ impl ChunkStore {
                 sealed,
             )?;
             // `data.len()` <= MAX_BLOB_SIZE, which fits in a u32.
-            self.append_sealed(kind, id, encoding, data.len() as u32, sealed)?;
+            let raw_length = data.len() as u32;
+            self.append_to_pack(kind, sealed.len(), |open| {
+                open.add(id, kind, encoding, raw_length, sealed)
+            })?;
             Ok(AddOutcome {
                 id,
                 stored: true,
@@ -768,24 +813,53 @@ impl ChunkStore {
         })
     }
 
-    /// Appends a sealed blob (whose id the caller reserved in `pending`) to the open pack of
-    /// its kind, and writes the pack (and an index file) when full.
-    fn append_sealed(
+    /// Seals a group of tree blobs (their ids reserved in `pending`) into the open tree pack.
+    /// On failure the members are lost: the threads that added them were told they were
+    /// stored, so the next flush fails.
+    fn store_group(&self, group: GroupBuilder) -> Result<()> {
+        let ids = group.ids();
+        let result = group
+            .seal(
+                &self.sealer,
+                self.format_major,
+                self.config.compression.zstd_level,
+                BlobKind::Tree,
+            )
+            .and_then(|sealed| match sealed {
+                SealedGroup::Together { sealed, members } => {
+                    self.append_to_pack(BlobKind::Tree, sealed.len(), |open| {
+                        open.add_group(&members, &sealed)
+                    })
+                }
+                SealedGroup::Apart(members) => {
+                    for (id, data) in members {
+                        self.store_apart(BlobKind::Tree, id, &data)?;
+                    }
+                    Ok(())
+                }
+            });
+        if let Err(e) = &result {
+            self.state().lose(&ids, e);
+        }
+        result
+    }
+
+    /// Appends `len` sealed bytes (blobs whose ids the caller reserved in `pending`) to the
+    /// open pack of `kind` with `add`, and writes the pack (and an index file) when full.
+    fn append_to_pack(
         &self,
         kind: BlobKind,
-        id: ChunkId,
-        encoding: Encoding,
-        raw_length: u32,
-        sealed: &[u8],
+        len: usize,
+        add: impl FnOnce(&mut PackBuilder) -> Result<()>,
     ) -> Result<()> {
         let full = {
             let mut state = self.state();
             let pack_size = u64::from(self.config.pack_size);
             let open = match state.open_pack(kind) {
                 Some(open) => open,
-                slot @ None => slot.insert(self.start_pack(pack_size as usize + sealed.len())?),
+                slot @ None => slot.insert(self.start_pack(pack_size as usize + len)?),
             };
-            if let Err(e) = open.add(id, kind, encoding, raw_length, sealed) {
+            if let Err(e) = add(open) {
                 // A staged pack may hold part of the blob: none of it can be trusted now.
                 let ids: Vec<ChunkId> = open.entries().iter().map(|e| e.id).collect();
                 *state.open_pack(kind) = None;
@@ -805,16 +879,19 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// Copies blob `entry` of pack `pack`, given as its sealed bytes, into the packs this
-    /// store is writing, after verifying it against its id: for prune, which rewrites the
-    /// used blobs of packs it deletes. The copy is bit for bit (a seal binds a blob to its id
-    /// and kind, not to its pack), and it is stored even though the index knows the blob in
-    /// `pack`; a blob already copied in this session is not copied again. Like
-    /// [`ChunkStore::add_blob`], the copy is durable after the next [`ChunkStore::flush`].
+    /// Copies blob `entry` of pack `pack`, given as its sealed bytes (its group's, when
+    /// grouped), into the packs this store is writing, after verifying it against its id: for
+    /// prune, which rewrites the used blobs of packs it deletes. A blob of its own is copied
+    /// bit for bit (a seal binds a blob to its id and kind, not to its pack); a member of a
+    /// group joins the next group with the other members copied. It is stored even though the
+    /// index knows the blob in `pack`; a blob already copied in this session is not copied
+    /// again. Like [`ChunkStore::add_blob`], the copy is durable after the next
+    /// [`ChunkStore::flush`].
     ///
     /// Errors: [`Error::Corrupt`] naming the pack when the blob is damaged (nothing is copied).
     pub fn repack_blob(&self, pack: &ChunkId, entry: &PackEntry, sealed: &[u8]) -> Result<()> {
-        self.decode_blob(&entry.id, &entry.location(*pack), sealed)?;
+        let location = entry.location(*pack);
+        let content = self.read_located(&entry.id, &location, || Ok(sealed.to_vec()))?;
         {
             let mut state = self.state();
             if state.pending.contains_key(&entry.id) {
@@ -822,13 +899,20 @@ impl ChunkStore {
             }
             state.pending.insert(entry.id, Pending::Open(entry.kind));
         }
-        let result = self.append_sealed(
-            entry.kind,
-            entry.id,
-            entry.encoding,
-            entry.raw_length,
-            sealed,
-        );
+        let result = if entry.encoding == Encoding::Grouped {
+            self.store_new_blob(entry.kind, entry.id, &content)
+                .map(|_| ())
+        } else {
+            self.append_to_pack(entry.kind, sealed.len(), |open| {
+                open.add(
+                    entry.id,
+                    entry.kind,
+                    entry.encoding,
+                    entry.raw_length,
+                    sealed,
+                )
+            })
+        };
         if result.is_err() {
             self.state().pending.remove(&entry.id);
         }
@@ -838,9 +922,10 @@ impl ChunkStore {
     /// A new, empty pack: staged in the backend when it can (an open pack then costs no
     /// memory), otherwise in memory with room for `capacity` bytes.
     fn start_pack(&self, capacity: usize) -> Result<PackBuilder> {
+        let version = pack::listing_version(self.format_major);
         match self.backend.stage(FileKind::Pack)? {
-            Some(file) => PackBuilder::staged(file),
-            None => Ok(PackBuilder::new(capacity)),
+            Some(file) => PackBuilder::staged(version, file),
+            None => Ok(PackBuilder::new(version, capacity)),
         }
     }
 
@@ -887,7 +972,8 @@ impl ChunkStore {
             state.unindexed_entries = 0;
             std::mem::take(&mut state.unindexed)
         };
-        let result = index_file::encode(&self.sealer, &packs).and_then(|(name, bytes)| {
+        let version = pack::listing_version(self.format_major);
+        let result = index_file::encode(&self.sealer, version, &packs).and_then(|(name, bytes)| {
             self.backend.write(FileKind::Index, &name, &bytes)?;
             self.index.absorb(&[&name], &packs)
         });
@@ -919,6 +1005,14 @@ impl ChunkStore {
     /// [`Error::BlobsLost`] (once): nothing that refers to those blobs may be written, and they
     /// must be added again.
     pub fn flush(&self) -> Result<()> {
+        // Write every pack even if one fails, so that no blob is left stranded as "pending".
+        let mut first_error = None;
+        let group = std::mem::take(&mut self.state().group);
+        if !group.is_empty()
+            && let Err(e) = self.store_group(group)
+        {
+            first_error = Some(e);
+        }
         let open: Vec<PackBuilder> = {
             let mut state = self.state();
             [state.data.take(), state.tree.take()]
@@ -927,8 +1021,6 @@ impl ChunkStore {
                 .filter(|p| !p.is_empty())
                 .collect()
         };
-        // Write every pack even if one fails, so that no blob is left stranded as "pending".
-        let mut first_error = None;
         for pack in open {
             if let Err(e) = self.write_pack(pack) {
                 first_error.get_or_insert(e);
@@ -979,37 +1071,45 @@ impl ChunkStore {
 
     fn get_blob_once(&self, id: &ChunkId) -> Result<Vec<u8>> {
         if let Some(location) = self.locate(id)? {
-            if location.kind == BlobKind::Tree
-                && let Some(cache) = &self.tree_packs
-            {
-                let pack = location.pack.to_hex();
-                let sealed = cache.read_range(
-                    self.backend.as_ref(),
+            let pack = location.pack.to_hex();
+            let from_backend = || {
+                self.backend.read_range(
+                    FileKind::Pack,
                     &pack,
                     location.offset,
                     u64::from(location.length),
-                )?;
-                match self.decode_blob(id, &location, &sealed) {
+                )
+            };
+            if location.kind == BlobKind::Tree
+                && let Some(cache) = &self.tree_packs
+            {
+                let from_copy = || {
+                    cache.read_range(
+                        self.backend.as_ref(),
+                        &pack,
+                        location.offset,
+                        u64::from(location.length),
+                    )
+                };
+                match self.read_located(id, &location, from_copy) {
                     Ok(blob) => return Ok(blob),
                     // The local copy may be what is damaged: drop it, ask the store.
                     Err(_) => cache.forget(&pack),
                 }
             }
-            let sealed = self.backend.read_range(
-                FileKind::Pack,
-                &location.pack.to_hex(),
-                location.offset,
-                u64::from(location.length),
-            )?;
-            return self.decode_blob(id, &location, &sealed);
+            return self.read_located(id, &location, from_backend);
         }
-        // A blob added in this session may still sit in an open pack.
+        // A blob added in this session may still sit in the group being gathered or in an
+        // open pack.
         let sealed = {
             let mut state = self.state();
             let kind = match state.pending.get(id) {
                 Some(Pending::Open(kind)) => Some(*kind),
                 _ => None,
             };
+            if let Some(content) = state.group.get(id) {
+                return Ok(content);
+            }
             match kind.and_then(|kind| state.open_pack(kind).as_mut()) {
                 Some(open) => match open.entries().iter().find(|e| e.id == *id).copied() {
                     Some(entry) => Some((entry, open.sealed_bytes(&entry)?)),
@@ -1019,10 +1119,28 @@ impl ChunkStore {
             }
         };
         if let Some((entry, sealed)) = sealed {
+            // Not through the group cache: the pack has no name yet.
             let location = entry.location(ChunkId::from_bytes([0; 32]));
             return self.decode_blob(id, &location, &sealed);
         }
         Err(Error::BlobNotFound { id: *id })
+    }
+
+    /// Blob `id` at `location`, whose stored bytes `read` returns (a group's are read only
+    /// when the group is not in the cache of decoded groups).
+    fn read_located(
+        &self,
+        id: &ChunkId,
+        location: &BlobLocation,
+        read: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        if location.encoding == Encoding::Grouped {
+            let group = self
+                .groups
+                .get_or_open(&self.sealer, self.format_major, location, read)?;
+            return group::member(&self.hasher, id, location, &group);
+        }
+        self.decode_blob(id, location, &read()?)
     }
 
     /// Opens blob `id` from `sealed`, its stored bytes as read from its pack at `location`
@@ -1219,7 +1337,8 @@ impl ChunkStore {
     /// Writes an index file listing `packs` and returns its name, without recording it in
     /// the fast index (for prune and repair, which rebuild the fast index when done).
     pub fn write_index_file(&self, packs: &[IndexedPack]) -> Result<String> {
-        let (name, bytes) = index_file::encode(&self.sealer, packs)?;
+        let version = pack::listing_version(self.format_major);
+        let (name, bytes) = index_file::encode(&self.sealer, version, packs)?;
         self.backend.write(FileKind::Index, &name, &bytes)?;
         Ok(name)
     }
@@ -1388,9 +1507,28 @@ impl ChunkStore {
         let name_matches = blake3::hash(bytes).as_bytes() == pack.as_bytes();
         let trailer = pack::trailer_from_bytes(&self.sealer, &name, bytes);
         let mut damaged = Vec::new();
+        // The last group opened: the members of a group are listed one after another, and
+        // opening it for each would cost a decompression of the whole group per member.
+        let mut last_group: Option<(u64, u32, Vec<u8>)> = None;
         for entry in expected {
+            let location = entry.location(*pack);
             let result = match entry.sealed_in(bytes) {
-                Some(sealed) => self.decode_blob(&entry.id, &entry.location(*pack), sealed),
+                Some(sealed) if entry.encoding == Encoding::Grouped => {
+                    let opened = match last_group.take() {
+                        Some((offset, length, group))
+                            if (offset, length) == (entry.offset, entry.length) =>
+                        {
+                            Ok(group)
+                        }
+                        _ => group::open(&self.sealer, self.format_major, &location, sealed),
+                    };
+                    opened.and_then(|group| {
+                        let member = group::member(&self.hasher, &entry.id, &location, &group);
+                        last_group = Some((entry.offset, entry.length, group));
+                        member
+                    })
+                }
+                Some(sealed) => self.decode_blob(&entry.id, &location, sealed),
                 None => Err(Error::ShortRead {
                     kind: FileKind::Pack.label(),
                     name: name.clone(),
@@ -1421,6 +1559,11 @@ impl ChunkStore {
             damaged,
             trailer_mismatch,
         }
+    }
+
+    /// The repository's format major version (from its config's header).
+    pub fn format_major(&self) -> u16 {
+        self.format_major
     }
 
     /// The name of the key file that opened this repository (`None` when unencrypted).

@@ -1,18 +1,19 @@
-//! Golden repositories: written once by format 1.0 and committed under `tests/data/`; every
-//! later version must read them byte for byte. Never regenerate them to make this test pass:
-//! a failure here means the format changed in a way that breaks existing repositories.
+//! Golden repositories: written once by each format version (1.0, 2.0) and committed under
+//! `tests/data/`; every later version must read them byte for byte. Never regenerate them to
+//! make this test pass: a failure here means the format changed in a way that breaks existing
+//! repositories.
 //!
-//! To write a new golden repository for a new format version, add a new directory with
-//! `cargo test -p respaldo-chunk-store --test golden -- --ignored write_golden` after changing
-//! `GOLDEN` below, and keep the old ones.
+//! To write a golden repository for a new format version, add it to `GOLDEN` below and run
+//! `cargo test -p respaldo-chunk-store --test golden -- --ignored write_golden`: it writes the
+//! repositories that do not exist yet and leaves the others alone.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chunk_store::{
-    Backend, BlobKind, ChunkStore, EncryptionConfig, FileKind, InitOptions, KdfParams, KeyOrigin,
-    LocalBackend,
+    Backend, BlobKind, ChunkStore, Encoding, EncryptionConfig, FileKind, InitOptions, KdfParams,
+    KeyOrigin, LocalBackend,
 };
 use chunker::ChunkerParams;
 
@@ -24,8 +25,9 @@ fn golden_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The blobs every golden repository holds, in the order they were added, with the flushes.
-fn golden_blobs() -> Vec<(BlobKind, Vec<u8>, bool)> {
+/// The blobs every golden repository of format `major` holds, in the order they were added,
+/// with the flushes: format 2 adds two trees, so that its trees make a group.
+fn golden_blobs(major: u16) -> Vec<(BlobKind, Vec<u8>, bool)> {
     let mut state: u64 = 0x5EED;
     let mut noise = |len: usize| -> Vec<u8> {
         (0..len)
@@ -38,7 +40,7 @@ fn golden_blobs() -> Vec<(BlobKind, Vec<u8>, bool)> {
             .collect()
     };
     let text: Vec<u8> = b"fn main() { println!(\"hello, respaldo\"); }\n".repeat(500);
-    vec![
+    let mut blobs = vec![
         (BlobKind::Data, noise(20_000), false),
         (BlobKind::Data, text.clone(), false),
         (BlobKind::Data, Vec::new(), true),
@@ -49,10 +51,26 @@ fn golden_blobs() -> Vec<(BlobKind, Vec<u8>, bool)> {
         ),
         (BlobKind::Data, noise(3_000), false),
         (BlobKind::Data, [text.as_slice(), b"tail"].concat(), true),
-    ]
+    ];
+    if major >= 2 {
+        let trees = [
+            (
+                BlobKind::Tree,
+                b"{\"tree\": [\"a\", \"b\", \"c\"]}".to_vec(),
+                false,
+            ),
+            (
+                BlobKind::Tree,
+                b"{\"tree\": [\"b\", \"c\"]}".to_vec(),
+                false,
+            ),
+        ];
+        blobs.splice(4..4, trees);
+    }
+    blobs
 }
 
-fn golden_options(encrypted: bool) -> InitOptions {
+fn golden_options(encrypted: bool, format_major: u16) -> InitOptions {
     InitOptions {
         password: encrypted.then(|| PASSWORD.to_string()),
         kdf: KdfParams::insecure_fast(),
@@ -64,14 +82,21 @@ fn golden_options(encrypted: bool) -> InitOptions {
             username: "golden-user".into(),
             created_unix_seconds: 1_795_000_000,
         },
+        format_major,
     }
 }
 
-const GOLDEN: [(&str, bool); 2] = [("golden-v1-encrypted", true), ("golden-v1-plain", false)];
+/// Name, whether encrypted, format major.
+const GOLDEN: [(&str, bool, u16); 4] = [
+    ("golden-v1-encrypted", true, 1),
+    ("golden-v1-plain", false, 1),
+    ("golden-v2-encrypted", true, 2),
+    ("golden-v2-plain", false, 2),
+];
 
 /// Every file of the golden repositories: names are BLAKE3 hashes of the content, so pinning
 /// them pins every byte.
-const GOLDEN_FILES: [(&str, &[&str]); 2] = [
+const GOLDEN_FILES: [(&str, &[&str]); 4] = [
     (
         "golden-v1-encrypted",
         &[
@@ -93,6 +118,27 @@ const GOLDEN_FILES: [(&str, &[&str]); 2] = [
             "packs/3cfcfd5b7c5123fe720de2d7a965953fba8795007a0046761fcb0ae37d65e820",
         ],
     ),
+    (
+        "golden-v2-encrypted",
+        &[
+            "index/4e26602506b02891f3b2c0d261e2529fc6b8cc0e48ba6bc0b9761d18c740500f",
+            "index/d9712c60cd922e22269f08d9fda8637114bab3c7a433cd040c017d737ff7bbd3",
+            "keys/ceaa8857da3fc85ccef9bfe9df250a01e520828f82b583299d2b0c3667ffd8e5",
+            "packs/ac1d745ab19df27adca4c6647b45ebd544dd13d87d049211f7f19206d80de585",
+            "packs/db03b7a68bcfe1e6130de1e7fe14ef189f1cf2513f78464da61cd3f50e642440",
+            "packs/db6639d3f77e60f68ed33fd100b5890022849a8fcde88cf7096dadf589563592",
+        ],
+    ),
+    (
+        "golden-v2-plain",
+        &[
+            "index/3ab643bbba2af5e2ea687db69b3796894f9dccc62a28ff0845093be1924d349b",
+            "index/e0b03d81d490abad506f3bccacc3d510d6c675146c04540b6dcfb86658d9fdbc",
+            "packs/cddd4c7c32df5492ab60222b834103f94f9fe5c2952fb74aaa1a05cd1cf87c2b",
+            "packs/cfcf263020c35559c0ceb94baf76a1286244b747d8294d66af1dc4fe44792b59",
+            "packs/f9a14f81bfc0503c559a7cae87b8864ad258f71ddb53b06f60b5c557215e8017",
+        ],
+    ),
 ];
 
 fn repository_files(backend: &dyn Backend) -> Vec<String> {
@@ -109,21 +155,20 @@ fn repository_files(backend: &dyn Backend) -> Vec<String> {
 #[test]
 #[ignore = "writes the golden repositories; run once per format version"]
 fn write_golden_repositories() {
-    for (name, encrypted) in GOLDEN {
+    for (name, encrypted, major) in GOLDEN {
         let dir = golden_dir(name);
-        assert!(
-            !dir.exists(),
-            "{} exists: golden repositories are never rewritten",
-            dir.display()
-        );
+        if dir.exists() {
+            // Golden repositories are never rewritten.
+            continue;
+        }
         let cache = tempfile::tempdir().unwrap();
         let store = ChunkStore::init(
             Arc::new(LocalBackend::new(&dir)),
-            &golden_options(encrypted),
+            &golden_options(encrypted, major),
             cache.path().join("index.redb"),
         )
         .unwrap();
-        for (kind, data, flush) in golden_blobs() {
+        for (kind, data, flush) in golden_blobs(major) {
             store.add_blob(kind, &data).unwrap();
             if flush {
                 store.flush().unwrap();
@@ -133,8 +178,8 @@ fn write_golden_repositories() {
 }
 
 #[test]
-fn golden_repositories_of_format_1_read_byte_for_byte() {
-    for (name, encrypted) in GOLDEN {
+fn golden_repositories_read_byte_for_byte() {
+    for (name, encrypted, major) in GOLDEN {
         let dir = golden_dir(name);
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&dir));
         let cache = tempfile::tempdir().unwrap();
@@ -147,8 +192,12 @@ fn golden_repositories_of_format_1_read_byte_for_byte() {
 
         // The config says what it said when it was written.
         let config = store.config();
-        let options = golden_options(encrypted);
+        let options = golden_options(encrypted, major);
         assert_eq!(config.format_minor, 0);
+        let config_file = backend
+            .read(FileKind::Config, chunk_store::CONFIG_NAME)
+            .unwrap();
+        assert_eq!(u16::from_le_bytes([config_file[8], config_file[9]]), major);
         assert_eq!(config.chunker.algorithm, chunk_store::CHUNKER_ALGORITHM);
         assert_eq!(
             (
@@ -172,8 +221,9 @@ fn golden_repositories_of_format_1_read_byte_for_byte() {
             }
         );
 
-        // Every blob reads back exactly, under the id this version computes for it.
-        let blobs = golden_blobs();
+        // Every blob reads back exactly, under the id this version computes for it; in
+        // format 2, the trees from one group.
+        let blobs = golden_blobs(major);
         for (kind, data, _) in &blobs {
             let id = store.blob_id(data);
             assert_eq!(
@@ -182,7 +232,10 @@ fn golden_repositories_of_format_1_read_byte_for_byte() {
                     .unwrap_or_else(|e| panic!("{name}: {e}")),
                 data
             );
-            assert_eq!(store.locate(&id).unwrap().unwrap().kind, *kind);
+            let location = store.locate(&id).unwrap().unwrap();
+            assert_eq!(location.kind, *kind);
+            let grouped = major >= 2 && *kind == BlobKind::Tree;
+            assert_eq!(location.encoding == Encoding::Grouped, grouped, "{name}");
         }
         assert_eq!(store.indexed_blob_count().unwrap(), blobs.len() as u64);
 
@@ -223,27 +276,37 @@ fn golden_repositories_of_format_1_read_byte_for_byte() {
     }
 }
 
-/// The writer still produces format 1 byte for byte: an unencrypted repository (no random
+/// The writer still produces each format byte for byte: an unencrypted repository (no random
 /// nonces) fed the golden blobs yields the very packs and index files of the golden one.
 #[test]
 fn the_writer_still_produces_the_golden_bytes() {
-    let golden = LocalBackend::new(golden_dir("golden-v1-plain"));
+    for (name, major) in [("golden-v1-plain", 1), ("golden-v2-plain", 2)] {
+        the_writer_produces(name, major);
+    }
+}
+
+fn the_writer_produces(name: &str, major: u16) {
+    let golden = LocalBackend::new(golden_dir(name));
     let golden_config = ChunkStore::read_config(&golden).unwrap();
     let fresh = Arc::new(chunk_store::MemoryBackend::new());
     let cache = tempfile::tempdir().unwrap();
     let store = ChunkStore::init(
         fresh.clone(),
-        &golden_options(false),
+        &golden_options(false, major),
         cache.path().join("i.redb"),
     )
     .unwrap();
-    for (kind, data, flush) in golden_blobs() {
+    for (kind, data, flush) in golden_blobs(major) {
         store.add_blob(kind, &data).unwrap();
         if flush {
             store.flush().unwrap();
         }
     }
-    assert_eq!(repository_files(fresh.as_ref()), repository_files(&golden));
+    assert_eq!(
+        repository_files(fresh.as_ref()),
+        repository_files(&golden),
+        "{name}"
+    );
     // The config differs only in its random repository id.
     let config = store.config();
     assert_eq!(

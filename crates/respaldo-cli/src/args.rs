@@ -177,6 +177,12 @@ pub struct InitArgs {
     /// the repository: measure first with `respaldo analyze`.
     #[arg(long, value_name = "SPEC", value_parser = parse_repository_chunker)]
     pub chunker: Option<respaldo::ChunkerParams>,
+    /// Repository format: 2, the default, stores small folder listings together, which makes
+    /// frequent snapshots of many folders smaller; 1 for a repository that versions of
+    /// respaldo from before format 2 must read.
+    #[arg(long, value_name = "N", default_value_t = respaldo::FORMAT_MAJOR,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(respaldo::FORMAT_MAJOR)))]
+    pub format_version: u16,
     /// The cost of deriving the key from the password.
     #[command(flatten)]
     pub kdf: KdfArgs,

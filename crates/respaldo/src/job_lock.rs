@@ -28,6 +28,14 @@ const JOBS_FOLDER: &str = "jobs";
 /// How often a run waiting for the lock ([`JobLock::acquire`] with a wait) tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
+/// How long a run waits, whatever its own wait, for a lock that this process seems to hold:
+/// a run that just ended here released it, but another thread starting a program (a hook)
+/// forks a child that shares every open file, this lock's too, until the program starts and
+/// the file closes (close-on-exec); under load that moment can last a while.
+const OWN_RELEASE_GRACE: Duration = Duration::from_secs(2);
+/// How often a run retries within [`OWN_RELEASE_GRACE`].
+const OWN_RETRY_EVERY: Duration = Duration::from_millis(10);
+
 /// The lock on one job, held until dropped.
 #[derive(Debug)]
 pub(crate) struct JobLock {
@@ -52,7 +60,9 @@ impl JobLock {
             .open(&path)
             .map_err(Error::io("open the job lock", &path))?;
         // No deadline when `wait` is too long to add to now: wait for as long as it takes.
-        let deadline = Instant::now().checked_add(wait);
+        let started = Instant::now();
+        let deadline = started.checked_add(wait);
+        let own = format!("pid {} ", std::process::id());
         loop {
             match file.try_lock() {
                 Ok(()) => break,
@@ -60,6 +70,12 @@ impl JobLock {
                     if deadline.is_none_or(|deadline| Instant::now() < deadline) =>
                 {
                     std::thread::sleep(RETRY_EVERY);
+                }
+                Err(TryLockError::WouldBlock)
+                    if started.elapsed() < OWN_RELEASE_GRACE
+                        && holder(&mut file).starts_with(&own) =>
+                {
+                    std::thread::sleep(OWN_RETRY_EVERY);
                 }
                 Err(TryLockError::WouldBlock) => {
                     return Err(Error::JobRunning {

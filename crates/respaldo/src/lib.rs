@@ -65,7 +65,9 @@ pub use service::{
     ServiceControl, ServiceNotice, ServiceOptions, ServiceSummary, load_service_config, run_service,
 };
 
-pub use chunk_store::{ChunkId, KdfParams, Location, LockInfo, MAX_KDF, RequestPolicy, S3Location};
+pub use chunk_store::{
+    ChunkId, FORMAT_MAJOR, KdfParams, Location, LockInfo, MAX_KDF, RequestPolicy, S3Location,
+};
 pub use chunker::{ChunkerParams, ChunkingSpec, DedupEstimate, PageSize, SizeBucket};
 pub use snapshot_index::{
     Catalog, Change, ChangeKind, Decision, GroupBy, GroupKey, KeepReason, Node, NodeKind,

@@ -21,6 +21,8 @@ pub struct InitOptions {
     pub zstd_level: i32,
     /// Argon2id cost of the first key.
     pub kdf: KdfParams,
+    /// Repository format major version, 1 to [`chunk_store::FORMAT_MAJOR`] (the default).
+    pub format_major: u16,
 }
 
 impl Default for InitOptions {
@@ -30,6 +32,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             zstd_level: chunk_store::DEFAULT_ZSTD_LEVEL,
             kdf: KdfParams::default(),
+            format_major: chunk_store::FORMAT_MAJOR,
         }
     }
 }
@@ -124,6 +127,7 @@ impl Repository {
             chunker: options.chunker,
             zstd_level: options.zstd_level,
             kdf: options.kdf,
+            format_major: options.format_major,
             key_origin: KeyOrigin {
                 hostname: hostname(),
                 username: username(),

@@ -603,15 +603,14 @@ fn retention_touches_only_the_jobs_own_snapshots() {
     ]);
     let options = JobOptions::default();
     for _ in 0..2 {
-        assert!(
-            run_job(&config, "theirs", &options)
-                .unwrap()
-                .error
-                .is_none()
-        );
+        {
+            let r = run_job(&config, "theirs", &options).unwrap();
+            assert!(r.error.is_none(), "{:?}", r.error);
+        }
     }
     for _ in 0..2 {
-        assert!(run_job(&config, "mine", &options).unwrap().error.is_none());
+        let r = run_job(&config, "mine", &options).unwrap();
+        assert!(r.error.is_none(), "{:?}", r.error);
     }
     // Two of "theirs", one of "mine".
     assert_eq!(setup.repository().catalog().unwrap().entries().len(), 3);
@@ -634,10 +633,16 @@ fn retention_leaves_a_job_whose_paths_include_ours_alone() {
     ]);
     let options = JobOptions::default();
     for _ in 0..3 {
-        assert!(run_job(&config, "wider", &options).unwrap().error.is_none());
+        {
+            let r = run_job(&config, "wider", &options).unwrap();
+            assert!(r.error.is_none(), "{:?}", r.error);
+        }
     }
     for _ in 0..2 {
-        assert!(run_job(&config, "mine", &options).unwrap().error.is_none());
+        {
+            let r = run_job(&config, "mine", &options).unwrap();
+            assert!(r.error.is_none(), "{:?}", r.error);
+        }
     }
     // Three of "wider", one of "mine".
     assert_eq!(setup.repository().catalog().unwrap().entries().len(), 4);

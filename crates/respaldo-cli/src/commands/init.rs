@@ -26,6 +26,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
         password,
         kdf,
         chunker: args.chunker.unwrap_or_default(),
+        format_major: args.format_version,
         ..InitOptions::default()
     };
     let repo = Repository::init_at(&location, &options, &cache)?;
@@ -51,6 +52,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
                 "id": id,
                 "repository": repo.location(),
                 "encrypted": encrypted,
+                "format_version": repo.store().format_major(),
                 "kdf": encrypted.then(|| super::key::kdf_json(&kdf)),
                 "chunker": {
                     "spec": spec.to_string(),
@@ -68,6 +70,7 @@ pub fn run(global: &Global, ui: &Ui, args: &InitArgs) -> Result<ExitCode> {
             output::short_id(&id),
             repo.location()
         )?;
+        writeln!(out, "format version: {}", repo.store().format_major())?;
         writeln!(out, "chunking: {spec}")?;
         if encrypted {
             writeln!(

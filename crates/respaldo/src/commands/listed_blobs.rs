@@ -1,7 +1,7 @@
 //! Every copy of a blob that the index files list, in one table sorted by blob id: what
 //! `check` and `prune` hold of the whole repository.
 //!
-//! One row of 56 bytes per copy, and 5 more to find rows by blob and by pack, instead of a
+//! One row of 64 bytes per copy, and 5 more to find rows by blob and by pack, instead of a
 //! vector of entries per pack and hash maps over the blobs beside it (`docs/benchmarks.md`,
 //! "What `check` and `prune` hold per blob"). The copies of one blob are adjacent, in pack
 //! order, so "every copy of this blob" is a range.
@@ -20,6 +20,7 @@ pub(crate) struct BlobCopy {
     pub offset: u64,
     pub length: u32,
     pub raw_length: u32,
+    pub member_offset: u32,
     pub pack: u32,
     pub kind: BlobKind,
     pub encoding: Encoding,
@@ -32,6 +33,7 @@ impl BlobCopy {
             offset: entry.offset,
             length: entry.length,
             raw_length: entry.raw_length,
+            member_offset: entry.member_offset,
             pack,
             kind: entry.kind,
             encoding: entry.encoding,
@@ -47,6 +49,7 @@ impl BlobCopy {
             offset: self.offset,
             length: self.length,
             raw_length: self.raw_length,
+            member_offset: self.member_offset,
         }
     }
 }
@@ -270,8 +273,44 @@ impl ListedBlobs {
     /// it (the order its index file lists them, for a pack a backup wrote).
     pub fn copies_in_place_order(&self, pack: u32) -> Vec<usize> {
         let mut rows: Vec<usize> = self.copies_in(pack).collect();
-        rows.sort_unstable_by_key(|i| self.copies[*i].offset);
+        // The members of a group share its offset: in the order of their content.
+        rows.sort_unstable_by_key(|i| (self.copies[*i].offset, self.copies[*i].member_offset));
         rows
+    }
+
+    /// Each copy of pack `pack` (a position), in place order, with its share of the pack's
+    /// stored bytes: a blob stored alone counts its sealed length; the members of a group
+    /// share the group's sealed length in proportion to their content (rounded down).
+    pub fn stored_shares_in(&self, pack: u32) -> Vec<(usize, u64)> {
+        let rows = self.copies_in_place_order(pack);
+        let same_group = |a: &usize, b: &usize| {
+            let (a, b) = (&self.copies[*a], &self.copies[*b]);
+            a.encoding == Encoding::Grouped
+                && b.encoding == Encoding::Grouped
+                && a.offset == b.offset
+        };
+        let mut shares = Vec::with_capacity(rows.len());
+        for run in rows.chunk_by(same_group) {
+            let raw_total: u64 = run
+                .iter()
+                .map(|i| u64::from(self.copies[*i].raw_length))
+                .sum();
+            for &i in run {
+                let copy = &self.copies[i];
+                let length = u64::from(copy.length);
+                let share = match run.len() {
+                    1 => length,
+                    n if raw_total == 0 => length / n as u64,
+                    // At most length: raw_length <= raw_total.
+                    _ => {
+                        (u128::from(length) * u128::from(copy.raw_length) / u128::from(raw_total))
+                            as u64
+                    }
+                };
+                shares.push((i, share));
+            }
+        }
+        shares
     }
 
     /// The entries of pack `pack` (a position), in the order they lie in it.
@@ -316,6 +355,7 @@ mod tests {
             offset,
             length: 10 + blob as u32,
             raw_length: 10,
+            member_offset: 0,
         }
     }
 
@@ -329,6 +369,48 @@ mod tests {
                 .map(|(i, b)| entry(*b, 100 * i as u64))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn members_of_a_group_share_its_stored_bytes_by_their_content() {
+        let member = |blob: u64, member_offset: u32, raw_length: u32| PackEntry {
+            kind: BlobKind::Tree,
+            encoding: Encoding::Grouped,
+            offset: 10,
+            length: 300,
+            raw_length,
+            member_offset,
+            ..entry(blob, 10)
+        };
+        let lone = entry(4, 310);
+        let mut builder = ListedBlobsBuilder::default();
+        let listing = IndexedPack {
+            pack: id(1_000_001),
+            size: 1000,
+            // Listed out of place order: the shares come in place order.
+            blobs: vec![
+                lone,
+                member(3, 400, 0),
+                member(1, 0, 100),
+                member(2, 100, 300),
+            ],
+        };
+        builder.add_file("a".into(), vec![listing]).unwrap();
+        let listed = builder.finish();
+        let shares: Vec<(ChunkId, u64)> = listed
+            .stored_shares_in(0)
+            .into_iter()
+            .map(|(i, share)| (listed.copies()[i].id, share))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                (id(1), 75),
+                (id(2), 225),
+                (id(3), 0),
+                (id(4), u64::from(lone.length))
+            ]
+        );
     }
 
     #[test]

@@ -306,11 +306,10 @@ impl Repository {
                     return Fate::Missing;
                 }
                 let (mut kept_bytes, mut total_bytes, mut kept_copies) = (0u64, 0u64, 0usize);
-                for i in listed.copies_in(p as u32) {
-                    let length = u64::from(copies[i].length);
-                    total_bytes += length;
+                for (i, share) in listed.stored_shares_in(p as u32) {
+                    total_bytes += share;
                     if kept(i) {
-                        kept_bytes += length;
+                        kept_bytes += share;
                         kept_copies += 1;
                     }
                 }
@@ -346,9 +345,11 @@ impl Repository {
                 Fate::Repack => {
                     outcome.packs_repacked += 1;
                     outcome.bytes_deleted += size;
-                    for i in listed.copies_in(p as u32).filter(|i| kept(*i)) {
-                        outcome.blobs_repacked += 1;
-                        outcome.bytes_repacked += u64::from(copies[i].length);
+                    for (i, share) in listed.stored_shares_in(p as u32) {
+                        if kept(i) {
+                            outcome.blobs_repacked += 1;
+                            outcome.bytes_repacked += share;
+                        }
                     }
                 }
                 Fate::Missing => outcome.packs_missing += 1,

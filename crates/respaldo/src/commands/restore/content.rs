@@ -166,6 +166,7 @@ const NOT_LOCATED: BlobLocation = BlobLocation {
     raw_length: 0,
     kind: chunk_store::BlobKind::Data,
     encoding: chunk_store::Encoding::Raw,
+    member_offset: 0,
 };
 
 /// Every distinct blob of `files`, in the order the files first need them, with where it is
@@ -570,6 +571,7 @@ mod tests {
                 raw_length: length,
                 kind: BlobKind::Data,
                 encoding: Encoding::Raw,
+                member_offset: 0,
             },
             targets: Vec::new(),
         }
