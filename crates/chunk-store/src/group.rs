@@ -24,8 +24,10 @@ pub(crate) const GROUP_TARGET: usize = 128 * 1024;
 /// Largest blob a writer puts in a group; larger trees are stored apart.
 pub(crate) const GROUP_MEMBER_MAX: usize = GROUP_TARGET / 2;
 
-/// Largest group content a reader decodes (`docs/format.md`, section 7.1).
-pub(crate) const MAX_GROUP_SIZE: usize = crate::store::MAX_BLOB_SIZE;
+/// Largest group content a reader decodes (`docs/format.md`, section 7.1): far above what a
+/// writer makes (under [`GROUP_TARGET`] plus [`GROUP_MEMBER_MAX`]), and small enough that a
+/// damaged group costs a reader little memory.
+pub(crate) const MAX_GROUP_SIZE: usize = 1024 * 1024;
 
 /// Decoded groups kept by a store: a folder walk reads the members of a group in turn.
 const CACHED_GROUPS: usize = 8;
@@ -72,7 +74,7 @@ impl GroupBuilder {
     /// Adds a blob. The caller keeps the content under [`MAX_GROUP_SIZE`] by sealing the group
     /// once it reaches [`GROUP_TARGET`], and adds only blobs far smaller than that.
     pub(crate) fn push(&mut self, id: ChunkId, data: &[u8]) {
-        // Both fit in a u32: the content stays under MAX_GROUP_SIZE (64 MiB).
+        // Both fit in a u32: the caller keeps the content under GROUP_TARGET + GROUP_MEMBER_MAX.
         self.members.push(Member {
             id,
             offset: self.content.len() as u32,
@@ -327,6 +329,22 @@ mod tests {
             noise.seal(&sealer, 2, 3, BlobKind::Tree).unwrap(),
             SealedGroup::Apart(members) if members.len() == 2
         ));
+    }
+
+    #[test]
+    fn a_group_over_the_limit_is_damage() {
+        let sealer = Sealer::Plain;
+        let mut builder = GroupBuilder::default();
+        let half = vec![0u8; MAX_GROUP_SIZE / 2 + 1];
+        builder.push(ChunkId::from_bytes([1; 32]), &half);
+        builder.push(ChunkId::from_bytes([2; 32]), &half);
+        let SealedGroup::Together { sealed, members } =
+            builder.seal(&sealer, 2, 3, BlobKind::Tree).unwrap()
+        else {
+            panic!("zeros make a group");
+        };
+        let err = open(&sealer, 2, &location(&members, 0), &sealed).unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
     }
 
     #[test]

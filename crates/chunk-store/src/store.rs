@@ -839,7 +839,22 @@ impl ChunkStore {
                 }
             });
         if let Err(e) = &result {
-            self.state().lose(&ids, e);
+            // Only the members that reached no pack: an error may come after some (stored
+            // apart) or all of them (an index file that could not be written) were stored.
+            let mut state = self.state();
+            let in_open_pack: HashSet<ChunkId> = state
+                .tree
+                .as_ref()
+                .map(|open| open.entries().iter().map(|e| e.id).collect())
+                .unwrap_or_default();
+            let unstored: Vec<ChunkId> = ids
+                .into_iter()
+                .filter(|id| {
+                    matches!(state.pending.get(id), Some(Pending::Open(_)))
+                        && !in_open_pack.contains(id)
+                })
+                .collect();
+            state.lose(&unstored, e);
         }
         result
     }
