@@ -64,8 +64,7 @@ fn each_format_version_backs_up_prunes_checks_and_restores_byte_for_byte() {
                 "format {version}: {kind} of versions {versions:?}"
             );
         }
-        let out = env.ok(["check", "--read-data"]);
-        assert!(code(&out) == 0, "{}", describe(&out));
+        env.ok(["check", "--read-data"]);
 
         let target = env.path("restored");
         env.ok([
